@@ -10,6 +10,9 @@ import click
 import numpy as np
 
 from fscert.errors import FscertError, atomic_path, check_output_path
+from fscert.resources import gib_to_bytes
+
+from .common import echo_err, max_memory_option
 
 SPLITS = ("train", "val", "test")
 
@@ -80,9 +83,10 @@ def _write_csv(path: Path, result: dict) -> None:
 @click.option("--ct-holdout", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.2, show_default=True,
               help="Fraction of --train held out for C_T when no --test is given.")
 @click.option("--limit", type=click.IntRange(min=1), help="Use only the first N images of every set.")
+@max_memory_option("the nearest-neighbour search")
 @click.option("--force", is_flag=True, help="Overwrite existing outputs.")
 def audit(train_spec, gen_spec, gammas, json_out, csv_out, split, train_features, generated_features,
-          test_spec, test_split, test_features, ct_cells, ct_holdout, limit, force):
+          test_spec, test_split, test_features, ct_cells, ct_holdout, limit, max_memory, force):
     """Audit generated images for memorization of the training set (FS-LAR §5.1).
 
     Reports UIR(γ) (Eq. 9), M-UIR(γ) greedy and strict (Eq. 10), AuthPct, the C_T
@@ -118,7 +122,7 @@ def audit(train_spec, gen_spec, gammas, json_out, csv_out, split, train_features
              "limit": limit}
     cfg = AuditConfig(ct_cells=ct_cells, ct_holdout=ct_holdout, extra=extra)
     result = run_audit(train, gen, gammas or DEFAULT_GAMMAS, features=feats, test_NCHW=test,
-                       test_features=tfeat, config=cfg)
+                       test_features=tfeat, config=cfg, max_memory=gib_to_bytes(max_memory), log=echo_err)
 
     if json_out:
         with atomic_path(json_out) as tmp:

@@ -8,7 +8,10 @@ import click
 from fscert.defaults import DEFAULTS
 from fscert.errors import FscertError, check_output_path
 
-from .common import kappa_check, non_negative_int, positive_int, progress_enabled, tau_check
+from fscert.resources import Plan, gib_to_bytes, training_step
+
+from .common import (echo_err, kappa_check, max_memory_option, non_negative_int, positive_int, progress_enabled,
+                     tau_check)
 
 
 def _json_attr(v):
@@ -30,18 +33,20 @@ def _json_attr(v):
               help="Triangular sharpness κ.")
 @click.option("--seed", default=DEFAULTS["seed"], show_default=True, type=int, callback=non_negative_int)
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Output empirical set E (HDF5).")
+@max_memory_option("the draws")
 @click.option("--force", is_flag=True, help="Overwrite --out.")
-def draw(latents_path, trials, tau, kappa, seed, out, force):
+def draw(latents_path, trials, tau, kappa, seed, out, max_memory, force):
     """Draw the empirical set E: T Rademacher samples of every training latent, each bit flipped
     with probability q(τ, κ) (DESIGN §6.1). One row per distinct (sample, source image) with its
     multiplicity (`counts`) and source image (`source_index`)."""
-    from fscert.empirical import DrawConfig, draw_attrs, draw_samples
+    from fscert.empirical import DrawConfig, draw_attrs, draw_samples, plan_draws
     from fscert.certificate import latents_sha256
     from fscert.latents import read_latents, write_latents
 
     check_output_path(out, force)
     src = read_latents(latents_path)
     cfg = DrawConfig(trials=trials, tau=tau, kappa=kappa, seed=seed).validate()
+    plan_draws(src, cfg).check(gib_to_bytes(max_memory), echo_err)
     E = draw_samples(src, cfg)
     attrs = draw_attrs(cfg, src.attrs, latents_sha256(src.latents, src.counts))
     write_latents(out, E.latents, attrs, counts=E.counts, source_index=E.source_index)
@@ -60,8 +65,9 @@ def draw(latents_path, trials, tau, kappa, seed, out, force):
 @click.option("--batch-size", default=DEFAULTS["batch_size"], show_default=True, type=int, callback=positive_int)
 @click.option("--lr", default=DEFAULTS["lr"], show_default=True, type=float)
 @click.option("--seed", default=DEFAULTS["seed"], show_default=True, type=int, callback=non_negative_int)
+@max_memory_option("fine-tuning")
 @click.option("--force", is_flag=True, help="Overwrite --out.")
-def finetune(model_path, empirical_path, data, limit, split, out, epochs, batch_size, lr, seed, force):
+def finetune(model_path, empirical_path, data, limit, split, out, epochs, batch_size, lr, seed, max_memory, force):
     """Fine-tune the decoder on E (each sample's target: its source image, weighted by its
     count) so that it has seen every latent it will decode (DESIGN §6.2, paper A.3.6)."""
     from fscert.autoencoder import load_model, save_model
@@ -80,6 +86,8 @@ def finetune(model_path, empirical_path, data, limit, split, out, epochs, batch_
         limit = int(E.attrs["limit"])
     images = load_images(data, limit=limit, split=split)
     targets = finetune_targets(E.source_index, images, str(empirical_path))
+    Plan().add(training_step(len(targets), model, batch_size, decoder_epochs=epochs, what="fine-tune")).check(
+        gib_to_bytes(max_memory), echo_err)
     hist = finetune_decoder(model, E.latents, targets, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
                             counts=E.counts, progress=progress_enabled())
     extra = dict(getattr(model, "extra", {}) or {})
@@ -101,8 +109,7 @@ def finetune(model_path, empirical_path, data, limit, split, out, epochs, batch_
 @click.option("--count-only", is_flag=True, help="Only the exact number of reachable latents.")
 @click.option("--max-images", default=DEFAULTS["max_images"], show_default=True, type=int, callback=positive_int,
               help="Refuse to list more latents than this (the exact count is still reported).")
-@click.option("--max-memory", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="GiB the listing may use (estimated before listing) [default: ¾ of the machine's memory].")
+@max_memory_option("listing, decoding and auditing")
 @click.option("--resume", is_flag=True,
               help="Continue an interrupted run from OUT.partial.h5 (same inputs and options): the result is "
                    "identical to an uninterrupted run.")
@@ -138,7 +145,7 @@ def enumerate_cmd(latents_path, rho, out, count_only, max_images, max_memory, re
     cfg = CertifyConfig(rho=rho, count_only=count_only, max_images=max_images, full_support=full_support,
                         tau=tau, kappa=kappa, gammas=tuple(gammas) or tuple(DEFAULTS["gammas"]),
                         train=train_spec, train_limit=limit, train_split=split, batch=batch,
-                        max_memory=None if max_memory is None else int(max_memory * 2**30)).validate()
+                        max_memory=gib_to_bytes(max_memory)).validate()
     model = train = None
     if model_path:
         from fscert.autoencoder import load_model
@@ -155,7 +162,7 @@ def enumerate_cmd(latents_path, rho, out, count_only, max_images, max_memory, re
         partial.unlink(missing_ok=True)
     elif not partial.exists():
         click.echo(f"no checkpoint {partial} to resume from; starting from the beginning", err=True)
-    cert = certify(Inputs(E, model, train), cfg, progress=progress_enabled(), checkpoint=partial)
+    cert = certify(Inputs(E, model, train), cfg, progress=progress_enabled(), checkpoint=partial, log=echo_err)
     if graph_path:
         from fscert.enumeration import write_graphml
 

@@ -77,3 +77,16 @@ def progress_enabled() -> bool:
     return sys.stderr.isatty()
 
 
+
+
+def max_memory_option(what: str):
+    """``--max-memory GiB``: refuse before the work when its estimate is larger."""
+    return click.option("--max-memory", "max_memory", type=click.FloatRange(min=0, min_open=True), default=None,
+                        metavar="GiB",
+                        help=f"Memory {what} may use, estimated before it starts "
+                             "[default: ¾ of the machine's memory].")
+
+
+def echo_err(line: str) -> None:
+    """Diagnostics (estimates, notes) go to stderr; results to stdout."""
+    click.echo(line, err=True)

@@ -6,7 +6,9 @@ import click
 
 from fscert.defaults import DEFAULTS as D
 
-from .common import kappa_check, positive_int, tau_check
+from fscert.resources import gib_to_bytes
+
+from .common import echo_err, kappa_check, max_memory_option, positive_int, tau_check
 
 data_opts = [
     click.option("--split", default="train", show_default=True, help="MedMNIST split: train, val or test."),
@@ -51,9 +53,10 @@ def _apply(opts):
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=D["lr"], show_default=True,
               help="Adam learning rate.")
 @click.option("--seed", type=int, default=D["seed"], show_default=True)
+@max_memory_option("training")
 @click.option("--force", is_flag=True, help="Overwrite an existing output.")
 def train(data, out, split, limit, latent_size, latent_channels, receptive_field, hidden, transition, tau, kappa,
-          noise, beta0, epochs, finetune_epochs, batch_size, lr, seed, force):
+          noise, beta0, epochs, finetune_epochs, batch_size, lr, seed, max_memory, force):
     """Train the local autoencoder on DATA (phase 1, Eq. 2; phase 2, Eq. 4).
 
     Writes the model (state dict + config), OUT.history.json with the per-epoch curves of
@@ -64,7 +67,8 @@ def train(data, out, split, limit, latent_size, latent_channels, receptive_field
     res = train_model(data, out, split=split, limit=limit, latent_size=int(latent_size), latent_channels=latent_channels,
                       receptive_field=receptive_field, hidden=hidden, transition=transition, tau=tau, kappa=kappa,
                       noise=noise, beta0=beta0, epochs=epochs, finetune_epochs=finetune_epochs,
-                      batch_size=batch_size, lr=lr, seed=seed, force=force, progress=True)
+                      batch_size=batch_size, lr=lr, seed=seed, force=force, progress=True,
+                      max_memory=gib_to_bytes(max_memory), log=echo_err)
     last = res["history"][-1]
     click.echo(f"trained on {res['n_images']} images in {res['seconds']:.1f} s: binarised PSNR {last['psnr']:.2f} dB, "
                f"binary rate {last.get('binary_rate', float('nan')):.3f}")
@@ -77,8 +81,9 @@ def train(data, out, split, limit, latent_size, latent_channels, receptive_field
 @click.option("--out", "-o", required=True, type=click.Path(dir_okay=False), help="HDF5 file to write.")
 @_apply(data_opts)
 @click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
+@max_memory_option("encoding")
 @click.option("--force", is_flag=True, help="Overwrite an existing output.")
-def encode(model, data, out, split, limit, batch_size, force):
+def encode(model, data, out, split, limit, batch_size, max_memory, force):
     """Encode DATA to ±1 latents with MODEL.
 
     Writes HDF5 dataset `latents` int8 (N, M, H, W) in {−1, +1}, with attributes recording the
@@ -86,7 +91,8 @@ def encode(model, data, out, split, limit, batch_size, force):
     """
     from fscert.api import encode_data
 
-    res = encode_data(model, data, out, split=split, limit=limit, batch=batch_size, force=force)
+    res = encode_data(model, data, out, split=split, limit=limit, batch=batch_size, force=force,
+                      max_memory=gib_to_bytes(max_memory), log=echo_err)
     n, m, h, w = res["shape"]
     click.echo(f"encoded {n} images to {m}×{h}×{w} latents: {out}")
 

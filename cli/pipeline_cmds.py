@@ -5,7 +5,7 @@ import click
 
 from fscert.pipeline import CertifyJob
 
-from .common import kappa_check, positive_float, progress_enabled, tau_check
+from .common import echo_err, kappa_check, max_memory_option, positive_float, progress_enabled, tau_check
 
 J = CertifyJob()
 
@@ -42,8 +42,7 @@ J = CertifyJob()
               callback=positive_float("gamma"), help="PSNR threshold γ (repeatable).")
 @click.option("--max-images", type=click.IntRange(min=1), default=J.max_images, show_default=True,
               help="List at most this many images; above it the certificate holds the exact count only.")
-@click.option("--max-memory", "max_memory_gib", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="GiB the listing may use (estimated before listing) [default: ¾ of the machine's memory].")
+@max_memory_option("training, listing, decoding and auditing")
 @click.option("--seed", type=int, default=J.seed, show_default=True)
 @click.option("--force", is_flag=True, help="Replace an existing output folder.")
 def certify(data, out, force, **kw):
@@ -57,8 +56,9 @@ def certify(data, out, force, **kw):
 
     kw["latent_size"] = int(kw["latent_size"])
     kw["gammas"] = tuple(kw["gammas"])
+    kw["max_memory_gib"] = kw.pop("max_memory")
     job = CertifyJob(data=data, **kw)
-    res = run_certify(job, out, force=force, progress=progress_enabled(), log=lambda m: click.echo(m, err=True))
+    res = run_certify(job, out, force=force, progress=progress_enabled(), log=echo_err)
     for line in summary_lines(res.summary):
         click.echo(line)
 

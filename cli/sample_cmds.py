@@ -11,7 +11,10 @@ import numpy as np
 from fscert.defaults import DEFAULTS
 from fscert.errors import FscertError, atomic_path, check_output_path
 
-from .common import kappa_check, non_negative_int, positive_int, progress_enabled, tau_check
+from fscert.resources import Plan, Step, decode_step, gib_to_bytes, sampling_step
+
+from .common import (echo_err, kappa_check, max_memory_option, non_negative_int, positive_int, progress_enabled,
+                     tau_check)
 
 PNG_MAX_IMAGES = 256
 
@@ -56,10 +59,11 @@ def save_png_grid(path: Path, images_NCHW: np.ndarray, max_images: int = PNG_MAX
               help="Pool the patches of every cell with the same padding pattern (default: position-anchored).")
 @click.option("--full-context", is_flag=True,
               help="Context = every previous cell (the memorization baseline of A.1.6); ρ is ignored.")
+@max_memory_option("sampling and decoding")
 @click.option("--force", is_flag=True, help="Overwrite existing outputs.")
 def sample(latents_path: str, model_path: str | None, strategy: str, rho: int, tau: float, kappa: float,
            n_samples: int, seed: int, out_path: str, network_epochs: int, translation_invariant: bool,
-           full_context: bool, force: bool) -> None:
+           full_context: bool, max_memory: float | None, force: bool) -> None:
     """Draw latents from an FS-LAR generator (paper §4.2).
 
     `direct` samples Eq. 6–8 exactly: for each cell, a source patch is drawn with probability
@@ -92,10 +96,19 @@ def sample(latents_path: str, model_path: str | None, strategy: str, rho: int, t
         from fscert.sampling import build_bank, sample_direct
 
         bank = build_bank(z, rho, ls.counts, translation_invariant, full_context)
+        plan = Plan().add(sampling_step(bank, n_samples, q))
+        if model is not None:
+            plan.add(decode_step(n_samples, model))
+        plan.check(gib_to_bytes(max_memory), echo_err)
         samples = sample_direct(bank, n_samples, q, seed=seed, progress=progress)
         extra_attrs["patterns"] = bank.n_patterns()
     else:
         from fscert.network import sample_network, train_network
+
+        plan = Plan().add(Step(f"sample {n_samples:,} latents", n_samples * z[0].size * 2))
+        if model is not None:
+            plan.add(decode_step(n_samples, model))
+        plan.check(gib_to_bytes(max_memory), echo_err)
 
         net, hist = train_network(z, rho, q, epochs=network_epochs, seed=seed, counts=ls.counts,
                                   full_context=full_context, translation_invariant=translation_invariant,

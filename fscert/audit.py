@@ -129,8 +129,18 @@ def _peer_ct(train_rows, test_rows, gen_rows, cfg: AuditConfig) -> dict:
     return {**res.to_dict(), **source}
 
 
+def plan_audit(n_gen: int, n_train: int, dim: int, n_gammas: int) -> "Plan":
+    """Estimated memory and time of :func:`audit`: nearest training rows of every generated row,
+    greedy and strict M-UIR among the generated rows per γ, and the training set against
+    itself (AuthPct)."""
+    from .resources import Plan, neighbour_step
+
+    return Plan().add(neighbour_step(n_gen, n_train, dim, n_gammas=2 * n_gammas, self_search=True))
+
+
 def audit(train_NCHW, gen_NCHW, gammas=DEFAULT_GAMMAS, features=None, test_NCHW=None,
-          test_features=None, config: AuditConfig | None = None) -> dict:
+          test_features=None, config: AuditConfig | None = None, max_memory: int | None = None,
+          log=None) -> dict:
     """Audit ``gen_NCHW`` against ``train_NCHW`` (float32 in [0, 1], or any rows).
 
     ``features``: optional (train_features, generated_features) arrays, one row per image;
@@ -138,6 +148,9 @@ def audit(train_NCHW, gen_NCHW, gammas=DEFAULT_GAMMAS, features=None, test_NCHW=
     Returns the report as a JSON-ready dict, plus ``per_image``: numpy arrays per generated
     image (``nearest_train``, ``psnr``, ``nn_ratio``, ``authentic`` and, per γ key,
     ``pass``, ``m_uir``, ``m_uir_strict`` masks). :func:`report_json` drops ``per_image``.
+
+    Before the search, its memory and time are estimated (printed with ``log``); above
+    ``max_memory`` bytes (default ¾ of the machine's memory) the audit refuses.
     """
     cfg = config or AuditConfig()
     gs = check_gammas(gammas)
@@ -166,6 +179,7 @@ def audit(train_NCHW, gen_NCHW, gammas=DEFAULT_GAMMAS, features=None, test_NCHW=
             raise FscertError(f"feature arrays differ in length per row: {sorted(dims)}")
         space = "features"
 
+    plan_audit(g_rows.shape[0], t_rows.shape[0], int(np.prod(t_rows.shape[1:])), len(gs)).check(max_memory, log)
     nn = nearest(g_rows, t_rows, batch=cfg.batch, chunk=cfg.chunk)
     psnr = nn.psnr_N
     per_image: dict = {"index": np.arange(gen.shape[0]), "nearest_train": nn.idx_N, "psnr": psnr}

@@ -12,7 +12,7 @@ import json
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -31,8 +31,7 @@ class CertifyConfig:
     rho: int = 1
     count_only: bool = False
     max_images: int | None = 100_000
-    max_memory: int | None = None     # bytes the listing may use; None: ¾ of the machine's memory
-    image_bytes: int = 0              # bytes of one decoded image (set by certify() when a model is given)
+    max_memory: int | None = None     # bytes listing, decoding and auditing may use; None: ¾ of the machine's memory
     full_support: bool = False
     tau: float | None = None
     kappa: float | None = None
@@ -59,7 +58,9 @@ class CertifyConfig:
         return self
 
     def to_json(self) -> str:
+        """The options that decide the certificate's content (``max_memory`` only guards resources)."""
         d = asdict(self)
+        del d["max_memory"]
         d["gammas"] = [float(g) for g in self.gammas]
         return json.dumps(d, sort_keys=True)
 
@@ -90,8 +91,12 @@ def _nan(v: float | None) -> float:
     return float("nan") if v is None else float(v)
 
 
-def list_latents(E: LatentSet, cfg: CertifyConfig, progress: bool = False) -> Certificate:
-    """The latent part of a certificate (datasets latents/prob/log_prob, count attributes)."""
+def list_latents(E: LatentSet, cfg: CertifyConfig, progress: bool = False,
+                 guard: Callable[[int], None] | None = None) -> Certificate:
+    """The latent part of a certificate (datasets latents/prob/log_prob, count attributes).
+
+    ``guard(count)`` is called with the exact count before anything is listed; it raises to
+    refuse (default: the memory of the listing alone against ``cfg.max_memory``)."""
     from .enumeration import build_tables, forward, list_from_tables, TooManyImages
     from .latents import validate_latents
 
@@ -115,6 +120,10 @@ def list_latents(E: LatentSet, cfg: CertifyConfig, progress: bool = False) -> Ce
             return empty
         if cfg.max_images is not None and total > cfg.max_images:
             raise TooManyImages(total, cfg.max_images)
+        if guard is not None:
+            guard(total)
+        else:
+            plan_listing(total, (m, h, w)).check(cfg.max_memory)
         q = flip_probability(cfg.tau, cfg.kappa)
         lat, prob = full_support(z, cfg.rho, q, counts=E.counts, progress=progress)
         with np.errstate(divide="ignore"):
@@ -132,42 +141,28 @@ def list_latents(E: LatentSet, cfg: CertifyConfig, progress: bool = False) -> Ce
         return empty
     if cfg.max_images is not None and res.count > cfg.max_images:
         raise TooManyImages(res.count, cfg.max_images)
-    check_memory(res.count, (m, h, w), cfg)
+    if guard is not None:
+        guard(res.count)
+    else:
+        plan_listing(res.count, (m, h, w)).check(cfg.max_memory)
     lst = list_from_tables(tables, res.count, progress=progress)
     attrs["listed_count"] = int(lst.count)
     return Certificate(lst.latents, lst.prob, attrs, log_prob=lst.log_prob)
 
 
-def machine_memory() -> int:
-    """Physical memory in bytes (POSIX sysconf; 8 GiB when unknown)."""
-    import os
+def plan_listing(count: int, latent_shape: tuple[int, int, int], model: Any = None,
+                 train: np.ndarray | None = None, n_gammas: int = 2) -> "Plan":
+    """Estimated memory and time of listing ``count`` latents, decoding them with ``model``
+    and searching their nearest training images (UIR) and each other (M-UIR)."""
+    from .resources import Plan, decode_step, listing_step, neighbour_step
 
-    try:
-        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
-    except (ValueError, OSError, AttributeError):
-        return 8 << 30
-
-
-def listing_bytes(count: int, latent_shape: tuple[int, int, int], image_bytes: int = 0, n_gammas: int = 2) -> int:
-    """Estimated peak memory of listing, decoding and auditing ``count`` latents: the latents
-    (twice: the walk's output and the certificate), prob/log_prob, images (twice: uint8 and
-    the float32 rows the metrics use), nearest index, PSNR and the per-γ masks."""
-    m, h, w = latent_shape
-    per = 2 * m * h * w + 16 + image_bytes * 5 + 16 + 2 * n_gammas
-    return int(count) * per
-
-
-def check_memory(count: int, latent_shape: tuple[int, int, int], cfg: "CertifyConfig") -> None:
-    """Refuse before listing when the estimate exceeds ``cfg.max_memory`` (default ¾ of RAM)."""
-    limit = cfg.max_memory if cfg.max_memory is not None else machine_memory() * 3 // 4
-    need = listing_bytes(count, latent_shape, cfg.image_bytes, len(cfg.gammas))
-    if need > limit:
-        raise FscertError(f"listing {count} latents needs about {_size(need)}, above --max-memory "
-                          f"{_size(limit)}; use --count-only, fewer trials, a smaller τ or a larger ρ")
-
-
-def _size(n: int) -> str:
-    return f"{n / 2**30:.2f} GiB" if n >= 2**30 else f"{n / 2**20:.2f} MiB"
+    plan = Plan().add(listing_step(count, latent_shape))
+    if model is not None:
+        plan.add(decode_step(count, model))
+        if train is not None:
+            dim = int(np.prod(train.shape[1:]))
+            plan.add(neighbour_step(count, len(train), dim, n_gammas=n_gammas))
+    return plan
 
 
 # ----------------------------------------------------------------------------- images and metrics
@@ -226,12 +221,16 @@ def add_metrics(cert: Certificate, train: np.ndarray, gammas: tuple[float, ...])
 
 
 def certify(inputs: Inputs, cfg: CertifyConfig, progress: bool = False,
-            checkpoint: str | Path | None = None) -> Certificate:
+            checkpoint: str | Path | None = None, log: Callable[[str], None] | None = None) -> Certificate:
     """Enumerate, decode and audit (DESIGN §6.6); fills every attribute of the certificate format.
 
     With ``checkpoint`` (a path), the listing and the images decoded so far are saved there as
     the work goes; a later call with the same inputs continues from it (``enumerate --resume``)
     and gives the same certificate as an uninterrupted run. The caller removes it at the end.
+
+    Once the exact count is known, and before anything is listed, the memory and time of
+    listing, decoding and auditing are estimated (printed with ``log``); above
+    ``cfg.max_memory`` the call refuses (:mod:`fscert.resources`).
     """
     from .data import data_sha256
     from .hashing import sha256_state_dict
@@ -239,15 +238,17 @@ def certify(inputs: Inputs, cfg: CertifyConfig, progress: bool = False,
     cfg.validate()
     E = inputs.empirical
     check_inputs(E.latents.shape, inputs.model, inputs.train)
-    if inputs.model is not None:
-        c = inputs.model.config
-        cfg.image_bytes = c.image_channels * c.image_size * c.image_size
     model_hash = sha256_state_dict(inputs.model.state_dict()) if inputs.model is not None else ""
     key = latents_sha256(E.latents, E.counts) + cfg.to_json() + model_hash
     ckpt = _Checkpoint(Path(checkpoint), key) if checkpoint is not None else None
     cert, n_done = ckpt.load() if ckpt is not None else (None, 0)
+
+    def guard(count: int) -> None:
+        train = inputs.train if inputs.model is not None else None
+        plan_listing(count, E.latents.shape[1:], inputs.model, train, len(cfg.gammas)).check(cfg.max_memory, log)
+
     if cert is None:
-        cert = list_latents(E, cfg, progress=progress)
+        cert = list_latents(E, cfg, progress=progress, guard=guard)
         train_hash = data_sha256(np.asarray(inputs.train)) if inputs.train is not None and inputs.model is not None else ""
         cert.attrs.update(model_sha256=model_hash, train_sha256=train_hash, config=cfg.to_json(),
                           empirical_rows=int(len(E.latents)),
@@ -258,6 +259,8 @@ def certify(inputs: Inputs, cfg: CertifyConfig, progress: bool = False,
             cert.images = np.zeros((len(cert.latents), c.image_channels, c.image_size, c.image_size), np.uint8)
         if ckpt is not None:
             ckpt.start(cert)
+    elif not cfg.count_only:
+        guard(len(cert.latents))
     if inputs.model is not None:
         _decode_into(cert, inputs.model, n_done, cfg.batch, ckpt, progress)
         if inputs.train is not None:

@@ -50,7 +50,8 @@ def load_raw(spec: str | os.PathLike, split: str = "train") -> np.ndarray:
     if path.is_dir():
         return _read_folder(path)
     try:
-        head = path.open("rb").read(8)
+        with path.open("rb") as f:
+            head = f.read(8)
     except OSError as e:
         raise FscertError(f"cannot read {path}: {e.strerror}") from None
     try:

@@ -81,6 +81,23 @@ def draw_samples(source: LatentSet | np.ndarray, cfg: DrawConfig) -> Empirical:
     return Empirical(np.ascontiguousarray(all_z[first]), cnt.astype(np.int64), all_src[first].astype(np.int64))
 
 
+def plan_draws(source: LatentSet, cfg: DrawConfig) -> "Plan":
+    """Estimated memory and time of :func:`draw_samples`: T rows per source image, int8 and
+    packed, with the sort keys of the merge; time from drawing one trial of a few rows."""
+    import time
+
+    from .resources import CALIBRATION_ROWS, Plan, Step
+
+    rows = int(source.weights.sum()) * cfg.trials
+    cells = int(source.latents[0].size)
+    k = min(len(source.latents), CALIBRATION_ROWS)
+    probe = LatentSet(source.latents[:k])
+    t = time.perf_counter()
+    draw_samples(probe, DrawConfig(trials=1, tau=cfg.tau, kappa=cfg.kappa, seed=cfg.seed))
+    sec = (time.perf_counter() - t) / k * rows
+    return Plan().add(Step(f"draw {rows:,} latents", rows * (3 * cells + 64), sec))
+
+
 def draw_attrs(cfg: DrawConfig, source_attrs: dict, latents_sha256: str) -> dict:
     """Provenance attributes written with E."""
     keep = ("data", "data_sha256", "limit", "model_sha256", "split")

@@ -100,6 +100,8 @@ def run_certify(job: CertifyJob, out: str | Path, force: bool = False, progress:
                          max_memory=None if job.max_memory_gib is None else int(job.max_memory_gib * 2**30))
     ccfg.validate()
 
+    max_memory = None if job.max_memory_gib is None else int(job.max_memory_gib * 2**30)
+    plan_training(x, mcfg, job).check(max_memory, log)
     with atomic_dir(out, force=force) as tmp:
         _stage(log, 1, f"train the autoencoder on {len(x)} images", t0)
         model, history = train(x, mcfg, tcfg, progress=progress)
@@ -129,7 +131,7 @@ def run_certify(job: CertifyJob, out: str | Path, force: bool = False, progress:
                         extra_attrs={"tau": float(job.tau), "kappa": float(job.kappa), "mode": "empirical",
                                      "trials": int(job.trials)})
         try:
-            cert = certify(inputs, ccfg, progress=progress)
+            cert = certify(inputs, ccfg, progress=progress, log=log)
             listed = True
         except TooManyImages as e:
             log(f"      {e}")
@@ -141,7 +143,8 @@ def run_certify(job: CertifyJob, out: str | Path, force: bool = False, progress:
         _stage(log, 6, "audit every listed image against the training set", t0)
         audit_res = None
         if listed and len(cert.latents):
-            audit_res = report_json(audit(x, cert.images.astype(np.float32) / 255.0, gammas=job.gammas))
+            audit_res = report_json(audit(x, cert.images.astype(np.float32) / 255.0, gammas=job.gammas,
+                                          max_memory=max_memory, log=log))
             (tmp / "audit.json").write_text(json.dumps(audit_res, indent=1, default=float))
 
         _stage(log, 7, "write the HTML report", t0)
@@ -151,6 +154,29 @@ def run_certify(job: CertifyJob, out: str | Path, force: bool = False, progress:
         summary["report"] = str(out / "report" / "index.html")
         (tmp / "summary.json").write_text(json.dumps(summary, indent=1))
     return CertifyResult(out, summary)
+
+
+def plan_training(x: np.ndarray, mcfg, job: CertifyJob):
+    """Estimated memory and time of the three training stages: phase 1 and 2 on the images,
+    then the decoder fine-tune on at most N·T drawn latents (measured on this machine)."""
+    import torch
+
+    from .autoencoder import LocalAutoencoder
+    from .resources import Plan, training_step
+
+    from .noise import flip_probability
+
+    with torch.random.fork_rng():
+        model = LocalAutoencoder(mcfg)
+    n = len(x)
+    # expected distinct draws per image: the unflipped copy (if any trial kept every bit) plus
+    # the flipped trials, which almost never coincide
+    bits = mcfg.latent_channels * mcfg.latent_size ** 2
+    p0 = (1.0 - flip_probability(job.tau, job.kappa)) ** bits
+    rows = int(np.ceil(n * ((1.0 - (1.0 - p0) ** job.trials) + job.trials * (1.0 - p0))))
+    return Plan().add(training_step(n, model, job.batch_size, job.epochs, job.finetune_epochs)).add(
+        training_step(rows, model, job.batch_size, decoder_epochs=job.draw_finetune_epochs,
+                      what="fine-tune about"))
 
 
 def make_summary(cert, z_train: np.ndarray, job: CertifyJob, audit_res: dict | None, seconds: float) -> dict:

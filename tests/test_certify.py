@@ -185,15 +185,16 @@ def test_certify_library_errors():
 
 def test_memory_guard_refuses_before_listing(tmp_path):
     """The estimate is checked after counting and before listing: no certificate is written."""
-    from fscert.certify import CertifyConfig, listing_bytes, list_latents
+    from fscert.certify import CertifyConfig, list_latents, plan_listing
     from fscert.errors import FscertError
     from fscert.latents import LatentSet
 
     z = np.where(np.random.default_rng(3).random((6, 1, 4, 4)) > 0.5, 1, -1).astype(np.int8)
     E = LatentSet(z)
     full = list_latents(E, CertifyConfig(rho=1))
-    need = listing_bytes(len(full.latents), (1, 4, 4))
-    assert need == len(full.latents) * (2 * 16 + 32 + 4)
+    need = plan_listing(len(full.latents), (1, 4, 4)).bytes
+    assert need == len(full.latents) * (2 * 16 + 16)
+    assert need >= full.latents.nbytes + full.prob.nbytes + full.log_prob.nbytes
     with pytest.raises(FscertError, match="max-memory"):
         list_latents(E, CertifyConfig(rho=1, max_memory=need - 1))
     assert len(list_latents(E, CertifyConfig(rho=1, max_memory=need)).latents) == len(full.latents)
