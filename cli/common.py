@@ -16,8 +16,29 @@ def fail(msg: str, code: int = 1) -> None:
 class FscertGroup(click.Group):
     """Click group that turns any failure into one line on stderr and a non-zero exit.
 
-    `--debug` (on the group) re-raises so the traceback is shown.
+    Usage errors (a bad option value, a missing option, an unknown command) are one line too,
+    ``error: MESSAGE (see 'fscert CMD --help')``, exit 2. `--debug` (on the group) re-raises
+    so the traceback is shown.
     """
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.exceptions.NoArgsIsHelpError as e:     # a bare `fscert` or `fscert nfig`: show the help
+            click.echo(e.ctx.get_help() if e.ctx is not None else e.format_message())
+            sys.exit(0)
+        except click.UsageError as e:
+            where = f" (see '{e.ctx.command_path} --help')" if e.ctx is not None else ""
+            fail(_one_line(e.format_message()) + where, e.exit_code)
+        except click.ClickException as e:
+            fail(_one_line(e.format_message()), e.exit_code)
+        except (click.Abort, KeyboardInterrupt):
+            fail("interrupted; no output was written", 130)
+        except BrokenPipeError:
+            sys.exit(1)
+        sys.exit(rv if isinstance(rv, int) else 0)
 
     def invoke(self, ctx: click.Context):
         try:
@@ -35,6 +56,10 @@ class FscertGroup(click.Group):
                 raise
             first = (str(e).splitlines() or [""])[0]
             fail(f"{type(e).__name__}: {first} (run with --debug for the traceback)")
+
+
+def _one_line(msg: str) -> str:
+    return " ".join(str(msg).split())
 
 
 def positive_float(name: str):
