@@ -54,7 +54,7 @@ class CertifyConfig:
             check_tau_kappa(2.0 if self.tau is None else self.tau, 2.0 if self.kappa is None else self.kappa)
         for g in self.gammas:
             if not (math.isfinite(g) and g > 0):
-                raise FscertError(f"γ must be a positive number, got {g}")
+                raise FscertError(f"γ must be a finite positive number, got {g}")
         return self
 
     def to_json(self) -> str:

@@ -37,13 +37,23 @@ def load_checkpoint(path: str | os.PathLike, fmt: str, version: int, what: str) 
     p = Path(path)
     if not p.is_file():
         raise FscertError(f"{what} file not found: {p}")
+    with p.open("rb") as f:
+        head = f.read(4)
+    if head != b"PK\x03\x04":                # torch.save writes a zip archive
+        kind = "an empty file" if not head else "not a PyTorch zip archive"
+        raise FscertError(f"{p} is not an {what} file ({kind})")
     try:
         with warnings.catch_warnings():      # e.g. "pickle protocol 4" notes on foreign files
             warnings.simplefilter("ignore")
             blob = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as e:  # unpickling refused (code in the file), truncated zip, not a torch file
-        raise FscertError(f"{p} is not a loadable fscert model file ({what} expected; "
-                          f"{type(e).__name__}: {_first_line(e)})") from None
+        msg = _first_line(e)
+        if "central directory" in msg or "zip archive" in msg:
+            raise FscertError(f"{p} is a damaged or truncated {what} file (its zip archive is incomplete)") from None
+        if "weights_only" in msg or "Unsupported global" in msg or "Unpickler" in type(e).__name__:
+            raise FscertError(f"{p} carries pickled code or objects that are not plain weights; refused "
+                              f"(model files are loaded with weights_only=True)") from None
+        raise FscertError(f"{p} is not a loadable {what} file ({type(e).__name__}: {msg})") from None
     if not isinstance(blob, dict) or blob.get("format") != fmt:
         raise FscertError(f"{p} is not an {what} file (missing format '{fmt}')")
     if not isinstance(blob.get("version"), int) or blob["version"] > version:

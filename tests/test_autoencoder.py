@@ -70,7 +70,7 @@ def test_malicious_checkpoint_is_refused_and_never_runs(tmp_path):
         os.remove(marker)
     p = tmp_path / "evil.pt"
     torch.save({"format": "fscert-autoencoder", "payload": Evil()}, p)
-    with pytest.raises(FscertError, match="not a loadable fscert model"):
+    with pytest.raises(FscertError, match="pickled code"):
         load_model(p)
     assert not os.path.exists(marker)
     p2 = tmp_path / "evil.pkl"

@@ -53,7 +53,7 @@ def test_train_is_deterministic(tmp_path):
     (["train", "mnist", "--out", "{d}/x.pt", "--tau", "-1"], "τ"),
     (["train", "mnist", "--out", "{d}/x.pt", "--kappa", "0"], "κ"),
     (["train", "mnist", "--out", "{d}/nodir/x.pt"], "does not exist"),
-    (["encode", "{d}/notamodel.pt", "mnist", "--out", "{d}/l.h5"], "not a loadable fscert model"),
+    (["encode", "{d}/notamodel.pt", "mnist", "--out", "{d}/l.h5"], "not an fscert autoencoder file"),
     (["encode", "{d}/m.pt", "{d}/nan.npy", "--out", "{d}/l.h5"], "NaN"),
     (["encode", "{d}/m.pt", "{d}/rgb.npy", "--out", "{d}/l.h5"], "do not fit the model"),
 ])
