@@ -92,7 +92,8 @@ def finetune(model_path, empirical_path, data, limit, split, out, epochs, batch_
                             counts=E.counts, progress=progress_enabled())
     extra = dict(getattr(model, "extra", {}) or {})
     extra.update(finetuned_on=str(empirical_path), finetune_epochs=epochs, finetune_seed=seed,
-                 finetune_data_sha256=data_sha256(images), finetune_history=hist)
+                 finetune_data_sha256=data_sha256(images),
+                 finetune_history=[{k: v for k, v in row.items() if k != "seconds"} for row in hist])
     save_model(model, out, extra=extra)
     last = hist[-1] if hist else {}
     psnr = last.get("psnr")

@@ -44,8 +44,11 @@ J = CertifyJob()
               help="List at most this many images; above it the certificate holds the exact count only.")
 @max_memory_option("training, listing, decoding and auditing")
 @click.option("--seed", type=int, default=J.seed, show_default=True)
+@click.option("--resume", is_flag=True,
+              help="Continue an interrupted run from OUT.partial (same options and data): finished stages are "
+                   "reused and the result is identical to an uninterrupted run.")
 @click.option("--force", is_flag=True, help="Replace an existing output folder.")
-def certify(data, out, force, **kw):
+def certify(data, out, force, resume, **kw):
     """Certify an FS-LAR generator trained on DATA, end to end.
 
     train → encode → draw → fine-tune → enumerate → audit → report. Defaults are the paper's
@@ -58,7 +61,7 @@ def certify(data, out, force, **kw):
     kw["gammas"] = tuple(kw["gammas"])
     kw["max_memory_gib"] = kw.pop("max_memory")
     job = CertifyJob(data=data, **kw)
-    res = run_certify(job, out, force=force, progress=progress_enabled(), log=echo_err)
+    res = run_certify(job, out, force=force, progress=progress_enabled(), log=echo_err, resume=resume)
     for line in summary_lines(res.summary):
         click.echo(line)
 

@@ -38,7 +38,8 @@ def train_model(data, out, *, split: str = "train", limit: int | None = None, fo
     model, history = train(x, mcfg, tcfg, progress=progress)
     seconds = time.perf_counter() - t0
     extra = {"train": asdict(tcfg), "data": str(data), "data_sha256": sha256_array(x), "n_images": len(x),
-             "final": history[-1] if history else {}}
+             "final": {k: v for k, v in (history[-1] if history else {}).items() if k != "seconds"}}  # no timings:
+    # the same inputs and seed give the same model file, byte for byte
     save_model(model, out, extra=json.loads(json.dumps(extra)))
     jpath, ppath = save_history(history, out, title=f"fscert train {data}")
     return {"model": model, "history": history, "seconds": seconds, "n_images": len(x),

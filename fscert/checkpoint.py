@@ -21,8 +21,8 @@ def save_checkpoint(path: str | os.PathLike, fmt: str, version: int, config: dic
     """Write {format, version, config, state_dict, **extra} atomically."""
     blob = {"format": fmt, "version": version, "config": config,
             "state_dict": {k: v.detach().cpu() for k, v in module.state_dict().items()}, **extra}
-    with atomic_path(path) as tmp:
-        torch.save(blob, tmp)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        torch.save(blob, f)          # a file object: the archive's inner name does not depend on the temp name
 
 
 def _first_line(e: BaseException) -> str:

@@ -5,12 +5,15 @@ draws → enumerate every reachable latent with its exact probability (DESIGN §
 audit every listed image (UIR, M-UIR, memorization mass, peer statistics) → HTML report.
 
 Defaults are the paper's certifiable setting: 64 MNIST images, a 1×8×8 latent, 10 trials.
-Everything is written into a temporary folder that replaces ``out`` only when all stages
-succeed, so an interrupted run leaves nothing half-written.
+Everything is written into ``OUT.partial`` that replaces ``out`` only when all stages
+succeed, so an interrupted run leaves nothing half-written; after Ctrl-C the finished stages
+stay there and ``fscert certify --resume`` continues from them.
 """
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -19,7 +22,7 @@ from typing import Callable
 import numpy as np
 
 from .defaults import DEFAULTS
-from .errors import FscertError, atomic_dir
+from .errors import FscertError, atomic_path
 
 
 @dataclass
@@ -66,24 +69,41 @@ def _stage(log: Callable[[str], None], i: int, name: str, t0: float) -> None:
     log(f"[{i}/7] {name} ({time.perf_counter() - t0:.0f} s)")
 
 
+def partial_dir(out: str | Path) -> Path:
+    """The working folder of a run: ``OUT.partial``, renamed to ``OUT`` when every stage is done."""
+    out = Path(out)
+    return out.with_name(out.name + ".partial")
+
+
+def job_key(job: CertifyJob, data_sha256: str) -> str:
+    """What decides the outputs: every option but the memory limit, the data and the fscert version."""
+    from . import __version__
+
+    d = asdict(job)
+    d.pop("max_memory_gib")
+    d["gammas"] = [float(g) for g in d["gammas"]]
+    return json.dumps({"job": d, "data_sha256": data_sha256, "fscert": __version__}, sort_keys=True)
+
+
 def run_certify(job: CertifyJob, out: str | Path, force: bool = False, progress: bool = True,
-                log: Callable[[str], None] = print) -> CertifyResult:
+                log: Callable[[str], None] = print, resume: bool = False) -> CertifyResult:
     """Run every stage; return the summary. Files written into ``out``:
 
     ``model.pt`` (+ ``model.history.json/png``), ``latents.h5``, ``empirical.h5``,
     ``model_ft.pt``, ``cert.h5``, ``audit.json``, ``summary.json`` and ``report/``.
+
+    The stages write into ``OUT.partial``, which becomes ``out`` only when all are done. A
+    failure removes it; Ctrl-C (or SIGTERM) keeps it, and ``resume=True`` then reuses every
+    finished stage (each one's files are written atomically) and the decoding checkpoint of
+    the enumeration, when the options and data are the same. Every stage is deterministic, so
+    a resumed run writes the same certificate as an uninterrupted one.
     """
-    from .audit import audit, report_json
-    from .autoencoder import AEConfig, encode_batched, load_model, model_sha256, save_model
-    from .certificate import latents_sha256, write_certificate
-    from .certify import CertifyConfig, Inputs, certify
+    from .autoencoder import AEConfig
+    from .certify import CertifyConfig
     from .data import load_images
-    from .empirical import DrawConfig, draw_attrs, draw_samples
-    from .enumeration import TooManyImages
+    from .empirical import DrawConfig
     from .hashing import sha256_array
-    from .latents import LatentSet, write_latents
-    from .report import build_report
-    from .training import TrainConfig, finetune_decoder, save_history, train
+    from .training import TrainConfig
 
     out = Path(out)
     if out.exists() and not force:
@@ -95,65 +115,118 @@ def run_certify(job: CertifyJob, out: str | Path, force: bool = False, progress:
     tcfg = TrainConfig(epochs=job.epochs, finetune_epochs=job.finetune_epochs, batch_size=job.batch_size, lr=job.lr,
                        tau=job.train_tau, kappa=job.train_kappa, beta0=job.beta0, seed=job.seed).validate()
     dcfg = DrawConfig(trials=job.trials, tau=job.tau, kappa=job.kappa, seed=job.seed).validate()
+    max_memory = None if job.max_memory_gib is None else int(job.max_memory_gib * 2**30)
     ccfg = CertifyConfig(rho=job.rho, max_images=job.max_images, gammas=tuple(job.gammas), train=str(job.data),
-                         train_limit=job.n_train, train_split=job.split,
-                         max_memory=None if job.max_memory_gib is None else int(job.max_memory_gib * 2**30))
+                         train_limit=job.n_train, train_split=job.split, max_memory=max_memory)
     ccfg.validate()
 
-    max_memory = None if job.max_memory_gib is None else int(job.max_memory_gib * 2**30)
-    plan_training(x, mcfg, job).check(max_memory, log)
-    with atomic_dir(out, force=force) as tmp:
-        _stage(log, 1, f"train the autoencoder on {len(x)} images", t0)
+    work = partial_dir(out)
+    key = job_key(job, sha256_array(x))
+    if resume and (work / "job.json").is_file() and (work / "job.json").read_text() == key:
+        log(f"resuming from {work}")
+    else:
+        if resume:
+            log(f"no run to resume in {work} (missing, or other options or data); starting from the beginning")
+        shutil.rmtree(work, ignore_errors=True)
+        plan_training(x, mcfg, job).check(max_memory, log)
+        work.mkdir(parents=True)
+        (work / "job.json").write_text(key)
+    try:
+        summary = _stages(job, x, mcfg, tcfg, dcfg, ccfg, work, out, progress, log, t0)
+    except KeyboardInterrupt:
+        log(f"interrupted: finished stages are kept in {work}; rerun with --resume to continue")
+        raise
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    if out.exists():
+        shutil.rmtree(out) if out.is_dir() else out.unlink()
+    os.replace(work, out)
+    (out / "job.json").unlink()
+    return CertifyResult(out, summary)
+
+
+def _stages(job: CertifyJob, x: np.ndarray, mcfg, tcfg, dcfg, ccfg, work: Path, out: Path, progress: bool,
+            log: Callable[[str], None], t0: float) -> dict:
+    """The seven stages, each skipped when its files are already in ``work``."""
+    from .audit import audit, report_json
+    from .autoencoder import encode_batched, load_model, model_sha256, save_model
+    from .certificate import latents_sha256, read_certificate, write_certificate
+    from .certify import Inputs, certify
+    from .empirical import draw_attrs, draw_samples
+    from .enumeration import TooManyImages
+    from .hashing import sha256_array
+    from .latents import LatentSet, read_latents, write_latents
+    from .report import build_report
+    from .training import finetune_decoder, save_history, train
+
+    def stage(i: int, name: str, done: Path) -> bool:
+        """Log the stage; True when it must run (its output is not there yet)."""
+        if done.exists():
+            log(f"[{i}/7] {name}: done before, reusing {done.name}")
+            return False
+        _stage(log, i, name, t0)
+        return True
+
+    if stage(1, f"train the autoencoder on {len(x)} images", work / "model.pt"):
         model, history = train(x, mcfg, tcfg, progress=progress)
-        save_model(model, tmp / "model.pt", extra={"data": str(job.data), "data_sha256": sha256_array(x)})
-        save_history(history, tmp / "model.pt", title=f"fscert certify: training on {job.data}")
+        save_history(history, work / "model.pt", title=f"fscert certify: training on {job.data}")
+        save_model(model, work / "model.pt", extra={"data": str(job.data), "data_sha256": sha256_array(x)})
+    model = load_model(work / "model.pt")
 
-        _stage(log, 2, "encode the training images to ±1 latents", t0)
+    if stage(2, "encode the training images to ±1 latents", work / "latents.h5"):
         z = encode_batched(model, x)
-        write_latents(tmp / "latents.h5", z, attrs={"model_sha256": model_sha256(model), "data_sha256": sha256_array(x),
-                                                     "data": str(job.data), "limit": job.n_train,
-                                                     "config": json.dumps(asdict(mcfg))})
+        write_latents(work / "latents.h5", z, attrs={"model_sha256": model_sha256(model), "data_sha256": sha256_array(x),
+                                                      "data": str(job.data), "limit": job.n_train,
+                                                      "config": json.dumps(asdict(mcfg))})
+    z = read_latents(work / "latents.h5").latents
 
-        _stage(log, 3, f"draw {job.trials} Rademacher trials per latent (q = {dcfg.flip_prob:.4g})", t0)
+    if stage(3, f"draw {job.trials} Rademacher trials per latent (q = {dcfg.flip_prob:.4g})", work / "empirical.h5"):
         E = draw_samples(LatentSet(z), dcfg)
-        write_latents(tmp / "empirical.h5", E.latents, draw_attrs(dcfg, {"limit": job.n_train, "data": str(job.data)},
-                                                                   latents_sha256(z, None)),
+        write_latents(work / "empirical.h5", E.latents,
+                      draw_attrs(dcfg, {"limit": job.n_train, "data": str(job.data)}, latents_sha256(z, None)),
                       counts=E.counts, source_index=E.source_index)
+    E = read_latents(work / "empirical.h5")
 
-        _stage(log, 4, f"fine-tune the decoder on {len(E.latents)} drawn latents", t0)
+    if stage(4, f"fine-tune the decoder on {len(E.latents)} drawn latents", work / "model_ft.pt"):
         finetune_decoder(model, E.latents, x[E.source_index], epochs=job.draw_finetune_epochs,
                          batch_size=job.batch_size, lr=job.lr / 2, seed=job.seed, counts=E.counts, progress=progress)
-        save_model(model, tmp / "model_ft.pt", extra={"data": str(job.data), "empirical": "empirical.h5"})
-        model = load_model(tmp / "model_ft.pt")
+        save_model(model, work / "model_ft.pt", extra={"data": str(job.data), "empirical": "empirical.h5"})
+    model = load_model(work / "model_ft.pt")
 
-        _stage(log, 5, f"enumerate every reachable stitching (ρ = {job.rho})", t0)
+    if stage(5, f"enumerate every reachable stitching (ρ = {job.rho})", work / "cert.h5"):
         inputs = Inputs(LatentSet(E.latents, E.counts, E.source_index), model=model, train=x,
                         extra_attrs={"tau": float(job.tau), "kappa": float(job.kappa), "mode": "empirical",
                                      "trials": int(job.trials)})
+        ckpt = work / "cert.partial.h5"
         try:
-            cert = certify(inputs, ccfg, progress=progress, log=log)
-            listed = True
+            cert = certify(inputs, ccfg, progress=progress, log=log, checkpoint=ckpt)
         except TooManyImages as e:
             log(f"      {e}")
             ccfg.count_only = True
-            cert = certify(inputs, ccfg, progress=progress)
-            listed = False
-        write_certificate(tmp / "cert.h5", cert)
+            cert = certify(inputs, ccfg, progress=progress, log=log)
+        write_certificate(work / "cert.h5", cert)
+        ckpt.unlink(missing_ok=True)
+    cert = read_certificate(work / "cert.h5")
+    listed = not bool(cert.attrs.get("count_only"))
 
-        _stage(log, 6, "audit every listed image against the training set", t0)
-        audit_res = None
-        if listed and len(cert.latents):
+    audit_res = None
+    if listed and len(cert.latents):
+        if stage(6, "audit every listed image against the training set", work / "audit.json"):
             audit_res = report_json(audit(x, cert.images.astype(np.float32) / 255.0, gammas=job.gammas,
-                                          max_memory=max_memory, log=log))
-            (tmp / "audit.json").write_text(json.dumps(audit_res, indent=1, default=float))
+                                          max_memory=ccfg.max_memory, log=log))
+            with atomic_path(work / "audit.json") as tmp:
+                tmp.write_text(json.dumps(audit_res, indent=1, default=float))
+        audit_res = json.loads((work / "audit.json").read_text())
 
-        _stage(log, 7, "write the HTML report", t0)
-        build_report(cert, tmp / "report", train_images=x, title=f"fscert certificate: {job.data}",
-                     source=str(out / "cert.h5"))
-        summary = make_summary(cert, z, job, audit_res, time.perf_counter() - t0)
-        summary["report"] = str(out / "report" / "index.html")
-        (tmp / "summary.json").write_text(json.dumps(summary, indent=1))
-    return CertifyResult(out, summary)
+    _stage(log, 7, "write the HTML report", t0)
+    build_report(cert, work / "report", train_images=x, title=f"fscert certificate: {job.data}",
+                 source=str(out / "cert.h5"), force=True)
+    summary = make_summary(cert, z, job, audit_res, time.perf_counter() - t0)
+    summary["report"] = str(out / "report" / "index.html")
+    with atomic_path(work / "summary.json") as tmp:
+        tmp.write_text(json.dumps(summary, indent=1))
+    return summary
 
 
 def plan_training(x: np.ndarray, mcfg, job: CertifyJob):

@@ -45,6 +45,7 @@ def test_train_is_deterministic(tmp_path):
         assert CliRunner().invoke(cli, ["train", "mnist", "--out", str(tmp_path / name), *TINY]).exit_code == 0
     from fscert.autoencoder import model_sha256
     assert model_sha256(load_model(tmp_path / "a.pt")) == model_sha256(load_model(tmp_path / "b.pt"))
+    assert (tmp_path / "a.pt").read_bytes() == (tmp_path / "b.pt").read_bytes()     # the files too, byte for byte
 
 
 @pytest.mark.parametrize("args,msg", [

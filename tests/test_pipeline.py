@@ -53,8 +53,39 @@ def test_existing_folder_refused_and_failure_leaves_nothing(run, tmp_path):
     assert not bad.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".bad_run")]
 
 
-def test_interrupted_run_leaves_no_output(tmp_path, monkeypatch):
-    """Ctrl-C in the middle (here: during fine-tuning) leaves neither the folder nor a temporary one."""
+def test_interrupted_run_keeps_finished_stages_and_resumes_identically(tmp_path, monkeypatch):
+    """Ctrl-C during fine-tuning leaves no OUT, only OUT.partial with stages 1–3; --resume reuses
+    them and writes the same certificate, byte for byte, as an uninterrupted run."""
+    import fscert.training
+    from fscert.pipeline import CertifyJob, run_certify
+
+    job = CertifyJob(n_train=8, epochs=2, finetune_epochs=1, draw_finetune_epochs=1, hidden=16, trials=2)
+    whole = run_certify(job, tmp_path / "whole", progress=False, log=lambda m: None)
+
+    real = fscert.training.finetune_decoder
+
+    def interrupt(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(fscert.training, "finetune_decoder", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        run_certify(job, tmp_path / "run", progress=False, log=lambda m: None)
+    partial = tmp_path / "run.partial"
+    assert not (tmp_path / "run").exists()
+    assert sorted(p.name for p in partial.iterdir()) == ["empirical.h5", "job.json", "latents.h5", "model.history.json",
+                                                          "model.history.png", "model.pt"]
+
+    monkeypatch.setattr(fscert.training, "finetune_decoder", real)
+    lines: list[str] = []
+    res = run_certify(job, tmp_path / "run", progress=False, log=lines.append, resume=True)
+    assert not partial.exists() and lines[0] == f"resuming from {partial}"
+    assert sum("done before" in ln for ln in lines) == 3
+    for name in ("cert.h5", "model_ft.pt", "empirical.h5", "latents.h5", "audit.json"):
+        assert (res.out / name).read_bytes() == (whole.out / name).read_bytes(), name
+    assert not (res.out / "job.json").exists()
+
+
+def test_resume_with_other_options_starts_again(tmp_path, monkeypatch):
     import fscert.training
     from fscert.pipeline import CertifyJob, run_certify
 
@@ -62,7 +93,27 @@ def test_interrupted_run_leaves_no_output(tmp_path, monkeypatch):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(fscert.training, "finetune_decoder", interrupt)
-    job = CertifyJob(n_train=8, epochs=2, finetune_epochs=1, draw_finetune_epochs=1, hidden=16, trials=1)
+    job = CertifyJob(n_train=8, epochs=2, finetune_epochs=1, draw_finetune_epochs=1, hidden=16, trials=2)
     with pytest.raises(KeyboardInterrupt):
+        run_certify(job, tmp_path / "run", progress=False, log=lambda m: None)
+    lines: list[str] = []
+    job.trials = 3
+    with pytest.raises(KeyboardInterrupt):
+        run_certify(job, tmp_path / "run", progress=False, log=lines.append, resume=True)
+    assert "no run to resume" in lines[0] and not any("done before" in ln for ln in lines)
+
+
+def test_failure_removes_the_partial_folder(tmp_path, monkeypatch):
+    """Any error other than an interruption leaves nothing: neither OUT nor OUT.partial."""
+    import fscert.training
+    from fscert.errors import FscertError
+    from fscert.pipeline import CertifyJob, run_certify
+
+    def fail(*a, **k):
+        raise FscertError("boom")
+
+    monkeypatch.setattr(fscert.training, "finetune_decoder", fail)
+    job = CertifyJob(n_train=8, epochs=2, finetune_epochs=1, draw_finetune_epochs=1, hidden=16, trials=1)
+    with pytest.raises(FscertError):
         run_certify(job, tmp_path / "run", progress=False, log=lambda m: None)
     assert list(tmp_path.iterdir()) == []
