@@ -163,7 +163,13 @@ def enumerate_cmd(latents_path, rho, out, count_only, max_images, max_memory, re
         partial.unlink(missing_ok=True)
     elif not partial.exists():
         click.echo(f"no checkpoint {partial} to resume from; starting from the beginning", err=True)
-    cert = certify(Inputs(E, model, train), cfg, progress=progress_enabled(), checkpoint=partial, log=echo_err)
+    try:
+        cert = certify(Inputs(E, model, train), cfg, progress=progress_enabled(), checkpoint=partial, log=echo_err)
+    except KeyboardInterrupt:
+        if partial.exists():
+            echo_err(f"the listing and the images decoded so far are kept in {partial}; "
+                     "rerun with --resume to continue")
+        raise
     if graph_path:
         from fscert.enumeration import write_graphml
 

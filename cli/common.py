@@ -34,8 +34,8 @@ class FscertGroup(click.Group):
             fail(_one_line(e.format_message()) + where, e.exit_code)
         except click.ClickException as e:
             fail(_one_line(e.format_message()), e.exit_code)
-        except (click.Abort, KeyboardInterrupt):
-            fail("interrupted; no output was written", 130)
+        except (click.Abort, KeyboardInterrupt) as e:
+            fail(_interrupted(e), 128 + getattr(e, "signum", 2))
         except BrokenPipeError:
             sys.exit(1)
         sys.exit(rv if isinstance(rv, int) else 0)
@@ -45,8 +45,8 @@ class FscertGroup(click.Group):
             return super().invoke(ctx)
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException, SystemExit):
             raise
-        except KeyboardInterrupt:
-            fail("interrupted; no output was written", 130)
+        except KeyboardInterrupt as e:
+            fail(_interrupted(e), 128 + getattr(e, "signum", 2))
         except FscertError as e:
             if ctx.obj and ctx.obj.get("debug"):
                 raise
@@ -56,6 +56,12 @@ class FscertGroup(click.Group):
                 raise
             first = (str(e).splitlines() or [""])[0]
             fail(f"{type(e).__name__}: {first} (run with --debug for the traceback)")
+
+
+def _interrupted(e: BaseException) -> str:
+    """The message of Ctrl-C (exit 130) or a termination signal (SIGTERM: 143, SIGHUP: 129)."""
+    what = f"terminated by {e}" if getattr(e, "signum", None) else "interrupted"
+    return f"{what}; no output was written"
 
 
 def _one_line(msg: str) -> str:

@@ -40,6 +40,9 @@ for _name in COMMAND_MODULES:
 
 
 def main() -> None:
+    from fscert.errors import install_signal_handlers
+
+    install_signal_handlers()          # SIGTERM / SIGHUP clean up like Ctrl-C (not under CliRunner tests)
     cli(prog_name="fscert")
 
 

@@ -12,7 +12,6 @@ stay there and ``fscert certify --resume`` continues from them.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
@@ -22,7 +21,7 @@ from typing import Callable
 import numpy as np
 
 from .defaults import DEFAULTS
-from .errors import FscertError, atomic_path
+from .errors import FscertError, atomic_path, remove_temporaries, replace_tree
 
 
 @dataclass
@@ -124,6 +123,7 @@ def run_certify(job: CertifyJob, out: str | Path, force: bool = False, progress:
     key = job_key(job, sha256_array(x))
     if resume and (work / "job.json").is_file() and (work / "job.json").read_text() == key:
         log(f"resuming from {work}")
+        remove_temporaries(work)               # what a killed write left behind
     else:
         if resume:
             log(f"no run to resume in {work} (missing, or other options or data); starting from the beginning")
@@ -139,10 +139,8 @@ def run_certify(job: CertifyJob, out: str | Path, force: bool = False, progress:
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
-    if out.exists():
-        shutil.rmtree(out) if out.is_dir() else out.unlink()
-    os.replace(work, out)
-    (out / "job.json").unlink()
+    (work / "job.json").unlink()
+    replace_tree(work, out)                    # OUT is at every moment the old output or the new one
     return CertifyResult(out, summary)
 
 

@@ -129,41 +129,43 @@ def train(images_NCHW: np.ndarray, model_cfg: AEConfig, cfg: TrainConfig, progre
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(1, total_steps), eta_min=cfg.lr * 0.05)
     step = 0
     bar = tqdm(total=cfg.epochs + cfg.finetune_epochs, desc="train", unit="epoch", disable=not progress)
-    for epoch in range(cfg.epochs):
-        model.train()
-        t0, losses = time.perf_counter(), []
-        for idx in _batches(len(x_all), cfg.batch_size, gen):
-            x = x_all[idx]
-            beta = beta_schedule(cfg.beta0, step, total_steps)
-            tau = tau_schedule(cfg.tau, step, total_steps, cfg.tau_warmup)
-            z_tilde = perturb(model.encode_continuous(x), tau, cfg.kappa, cfg.noise, generator=gen)   # Eq. 2
-            loss = F.mse_loss(model.decode_raw(z_tilde), x) + beta * z_tilde.pow(2).mean()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            step += 1
-            losses.append(loss.item())
-        row = {"phase": 1, "epoch": epoch + 1, "loss": float(np.mean(losses)), "beta": beta, "tau": tau,
-               "seconds": time.perf_counter() - t0}
-        if _eval_now(epoch, cfg.epochs, cfg.eval_points):
-            row.update(evaluate(model, x_eval))
-            bar.set_postfix(phase=1, psnr=f"{row['psnr']:.2f}", binary=f"{row['binary_rate']:.2f}")
-        history.append(row)
-        if log is not None:
-            log(row)
-        bar.update()
+    try:                      # closed even when interrupted, so an error message starts on its own line
+        for epoch in range(cfg.epochs):
+            model.train()
+            t0, losses = time.perf_counter(), []
+            for idx in _batches(len(x_all), cfg.batch_size, gen):
+                x = x_all[idx]
+                beta = beta_schedule(cfg.beta0, step, total_steps)
+                tau = tau_schedule(cfg.tau, step, total_steps, cfg.tau_warmup)
+                z_tilde = perturb(model.encode_continuous(x), tau, cfg.kappa, cfg.noise, generator=gen)   # Eq. 2
+                loss = F.mse_loss(model.decode_raw(z_tilde), x) + beta * z_tilde.pow(2).mean()
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                sched.step()
+                step += 1
+                losses.append(loss.item())
+            row = {"phase": 1, "epoch": epoch + 1, "loss": float(np.mean(losses)), "beta": beta, "tau": tau,
+                   "seconds": time.perf_counter() - t0}
+            if _eval_now(epoch, cfg.epochs, cfg.eval_points):
+                row.update(evaluate(model, x_eval))
+                bar.set_postfix(phase=1, psnr=f"{row['psnr']:.2f}", binary=f"{row['binary_rate']:.2f}")
+            history.append(row)
+            if log is not None:
+                log(row)
+            bar.update()
 
-    # Phase 2 (Eq. 4): freeze the encoder, decode sign(tanh(e(x)) + τ·ε).
-    with torch.no_grad():
-        model.eval()
-        zc_all = torch.cat([model.encode_continuous(x_all[i:i + 512]) for i in range(0, len(x_all), 512)])
-    def rademacher(idx):
-        return torch.where(perturb(zc_all[idx], cfg.tau, cfg.kappa, cfg.noise, generator=gen) >= 0, 1.0, -1.0)
+        # Phase 2 (Eq. 4): freeze the encoder, decode sign(tanh(e(x)) + τ·ε).
+        with torch.no_grad():
+            model.eval()
+            zc_all = torch.cat([model.encode_continuous(x_all[i:i + 512]) for i in range(0, len(x_all), 512)])
+        def rademacher(idx):
+            return torch.where(perturb(zc_all[idx], cfg.tau, cfg.kappa, cfg.noise, generator=gen) >= 0, 1.0, -1.0)
 
-    history += _fit_decoder(model, rademacher, x_all, cfg.finetune_epochs, cfg, gen, phase=2, bar=bar, x_eval=x_eval,
-                            log=log)
-    bar.close()
+        history += _fit_decoder(model, rademacher, x_all, cfg.finetune_epochs, cfg, gen, phase=2, bar=bar,
+                                x_eval=x_eval, log=log)
+    finally:
+        bar.close()
     model.eval()
     return model, history
 
@@ -224,10 +226,8 @@ def finetune_decoder(model: LocalAutoencoder, latents: np.ndarray, targets_NCHW:
     z_all = torch.from_numpy(np.asarray(latents, np.float32))
     x_all = torch.from_numpy(np.ascontiguousarray(targets_NCHW, np.float32))
     w = None if counts is None else torch.from_numpy(np.asarray(counts, np.float32))
-    bar = tqdm(total=epochs, desc="finetune", unit="epoch", disable=not progress)
-    hist = _fit_decoder(model, lambda idx: z_all[idx], x_all, epochs, cfg, gen, phase=3, bar=bar, weights=w)
-    bar.close()
-    return hist
+    with tqdm(total=epochs, desc="finetune", unit="epoch", disable=not progress) as bar:
+        return _fit_decoder(model, lambda idx: z_all[idx], x_all, epochs, cfg, gen, phase=3, bar=bar, weights=w)
 
 
 def save_history(history: list[dict], model_path: str | Path, title: str = "training") -> tuple[Path, Path]:
