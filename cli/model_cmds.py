@@ -54,9 +54,12 @@ def _apply(opts):
               help="Adam learning rate.")
 @click.option("--seed", type=int, default=D["seed"], show_default=True)
 @max_memory_option("training")
+@click.option("--resume", is_flag=True,
+              help="Continue an interrupted run from OUT.partial.pt (saved every 30 s; same data and options): "
+                   "the model is identical to an uninterrupted run's.")
 @click.option("--force", is_flag=True, help="Overwrite an existing output.")
 def train(data, out, split, limit, latent_size, latent_channels, receptive_field, hidden, transition, tau, kappa,
-          noise, beta0, epochs, finetune_epochs, batch_size, lr, seed, max_memory, force):
+          noise, beta0, epochs, finetune_epochs, batch_size, lr, seed, max_memory, resume, force):
     """Train the local autoencoder on DATA (phase 1, Eq. 2; phase 2, Eq. 4).
 
     Writes the model (state dict + config), OUT.history.json with the per-epoch curves of
@@ -68,7 +71,7 @@ def train(data, out, split, limit, latent_size, latent_channels, receptive_field
                       receptive_field=receptive_field, hidden=hidden, transition=transition, tau=tau, kappa=kappa,
                       noise=noise, beta0=beta0, epochs=epochs, finetune_epochs=finetune_epochs,
                       batch_size=batch_size, lr=lr, seed=seed, force=force, progress=True,
-                      max_memory=gib_to_bytes(max_memory), log=echo_err)
+                      max_memory=gib_to_bytes(max_memory), log=echo_err, resume=resume)
     last = res["history"][-1]
     click.echo(f"trained on {res['n_images']} images in {res['seconds']:.1f} s: binarised PSNR {last['psnr']:.2f} dB, "
                f"binary rate {last.get('binary_rate', float('nan')):.3f}")

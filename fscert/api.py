@@ -16,16 +16,19 @@ from .errors import check_output_path
 from .hashing import sha256_array
 from .latents import write_latents
 from .resources import Plan, encode_step, training_step
-from .training import TrainConfig, save_history, train
+from .training import TrainConfig, TrainState, save_history, train, train_key
 
 
 def train_model(data, out, *, split: str = "train", limit: int | None = None, force: bool = False,
                 progress: bool = True, seed: int = 0, max_memory: int | None = None,
-                log: Callable[[str], None] | None = None, **params) -> dict:
+                log: Callable[[str], None] | None = None, resume: bool = False,
+                checkpoint_seconds: float = 30.0, **params) -> dict:
     """Load DATA, train (both phases), save the model and its Fig. 9 curves next to it.
 
     The memory and time of training are estimated first (printed with ``log``); above
-    ``max_memory`` bytes (default ¾ of the machine's memory) nothing is trained."""
+    ``max_memory`` bytes (default ¾ of the machine's memory) nothing is trained. The training
+    state is saved to ``OUT.partial.pt`` every ``checkpoint_seconds``; after an interruption,
+    ``resume=True`` continues from it (same data and options) to the same weights."""
     out = check_output_path(out, force)
     x = load_images(data, limit=limit, split=split)
     model_keys = {f for f in AEConfig.__dataclass_fields__}
@@ -33,17 +36,48 @@ def train_model(data, out, *, split: str = "train", limit: int | None = None, fo
     tcfg = TrainConfig(seed=seed, **{k: v for k, v in params.items() if k in TrainConfig.__dataclass_fields__})
     with torch.random.fork_rng():
         probe = LocalAutoencoder(mcfg.validate())
+    tcfg.validate()
+    state = TrainState(partial_path(out), train_key(x, mcfg, tcfg), checkpoint_seconds)
+    if not resume:
+        state.path.unlink(missing_ok=True)
+    elif state.load() is None:
+        _say(log, f"no training state to resume in {state.path} (missing, or other options or data); "
+                  "starting from the beginning")
+    else:
+        _say(log, f"resuming from {state.path}")
     Plan().add(training_step(len(x), probe, tcfg.batch_size, tcfg.epochs, tcfg.finetune_epochs)).check(max_memory, log)
     t0 = time.perf_counter()
-    model, history = train(x, mcfg, tcfg, progress=progress)
+    try:
+        model, history = train(x, mcfg, tcfg, progress=progress, state=state)
+    except KeyboardInterrupt:
+        if state.path.exists():
+            _say(log, f"the training state is kept in {state.path}; rerun with --resume to continue")
+        raise
     seconds = time.perf_counter() - t0
     extra = {"train": asdict(tcfg), "data": str(data), "data_sha256": sha256_array(x), "n_images": len(x),
              "final": {k: v for k, v in (history[-1] if history else {}).items() if k != "seconds"}}  # no timings:
     # the same inputs and seed give the same model file, byte for byte
-    save_model(model, out, extra=json.loads(json.dumps(extra)))
     jpath, ppath = save_history(history, out, title=f"fscert train {data}")
+    try:                      # the model last: it exists only with its curves
+        save_model(model, out, extra=json.loads(json.dumps(extra)))
+    except BaseException:
+        jpath.unlink(missing_ok=True)
+        ppath.unlink(missing_ok=True)
+        raise
+    state.path.unlink(missing_ok=True)
     return {"model": model, "history": history, "seconds": seconds, "n_images": len(x),
             "history_json": jpath, "history_png": ppath}
+
+
+def partial_path(out: str | Path) -> Path:
+    """Where the training state of ``out`` is kept while it trains: ``OUT.partial.pt``."""
+    out = Path(out)
+    return out.with_name(out.name + ".partial.pt")
+
+
+def _say(log: Callable[[str], None] | None, line: str) -> None:
+    if log is not None:
+        log(line)
 
 
 def encode_data(model_path, data, out, *, split: str = "train", limit: int | None = None, batch: int = 256,

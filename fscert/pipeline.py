@@ -156,7 +156,7 @@ def _stages(job: CertifyJob, x: np.ndarray, mcfg, tcfg, dcfg, ccfg, work: Path, 
     from .hashing import sha256_array
     from .latents import LatentSet, read_latents, write_latents
     from .report import build_report
-    from .training import finetune_decoder, save_history, train
+    from .training import TrainState, finetune_decoder, save_history, train, train_key
 
     def stage(i: int, name: str, done: Path) -> bool:
         """Log the stage; True when it must run (its output is not there yet)."""
@@ -167,9 +167,11 @@ def _stages(job: CertifyJob, x: np.ndarray, mcfg, tcfg, dcfg, ccfg, work: Path, 
         return True
 
     if stage(1, f"train the autoencoder on {len(x)} images", work / "model.pt"):
-        model, history = train(x, mcfg, tcfg, progress=progress)
+        state = TrainState(work / "model.partial.pt", train_key(x, mcfg, tcfg))     # resumed with the run
+        model, history = train(x, mcfg, tcfg, progress=progress, state=state)
         save_history(history, work / "model.pt", title=f"fscert certify: training on {job.data}")
         save_model(model, work / "model.pt", extra={"data": str(job.data), "data_sha256": sha256_array(x)})
+        state.path.unlink()
     model = load_model(work / "model.pt")
 
     if stage(2, "encode the training images to ±1 latents", work / "latents.h5"):

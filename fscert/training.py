@@ -106,13 +106,64 @@ def _batches(n: int, batch: int, gen: torch.Generator):
     return [perm[i:i + batch] for i in range(0, n, batch)]
 
 
+class TrainState:
+    """A checkpoint of training, so that an interrupted run can continue (``fscert train --resume``).
+
+    Saved at the end of an epoch at most every ``every_seconds`` (and at the end of phase 1):
+    the weights, the optimiser and learning-rate schedule of the running phase, the random
+    generator, the step count and the history. Everything that decides the next epoch is in
+    it, so a resumed run ends with the same weights as an uninterrupted one. ``key`` fixes the
+    model config, training config and data: a checkpoint of another run is never used.
+    Written atomically; read with ``weights_only=True``.
+    """
+
+    FORMAT, VERSION = "fscert-train-state", 1
+
+    def __init__(self, path: str | Path, key: str, every_seconds: float = 30.0):
+        self.path, self.key, self.every = Path(path), key, float(every_seconds)
+        self._last = time.perf_counter()
+
+    def load(self) -> dict | None:
+        """The saved state, or None when there is none, it is damaged, or it belongs to another run."""
+        if not self.path.is_file():
+            return None
+        try:
+            blob = torch.load(self.path, map_location="cpu", weights_only=True)
+        except Exception:  # noqa: BLE001 - a checkpoint cut short: start again
+            return None
+        if not isinstance(blob, dict) or blob.get("format") != self.FORMAT or blob.get("key") != self.key:
+            return None
+        return blob
+
+    def due(self, force: bool = False) -> bool:
+        return force or time.perf_counter() - self._last >= self.every
+
+    def save(self, phase: int, epoch: int, step: int, model: LocalAutoencoder, opt, sched,
+             gen: torch.Generator, history: list[dict]) -> None:
+        blob = {"format": self.FORMAT, "version": self.VERSION, "key": self.key, "phase": phase, "epoch": epoch,
+                "step": step, "model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
+                "gen": gen.get_state(), "history": json.dumps(history)}
+        with atomic_path(self.path) as tmp, open(tmp, "wb") as f:
+            torch.save(blob, f)
+        self._last = time.perf_counter()
+
+
+def train_key(images_NCHW: np.ndarray, model_cfg: AEConfig, cfg: TrainConfig) -> str:
+    """What decides a training run: both configs and the images (the checkpoint key)."""
+    from .hashing import sha256_array
+
+    return json.dumps({"model": asdict(model_cfg), "train": asdict(cfg), "data": sha256_array(images_NCHW)},
+                      sort_keys=True)
+
+
 def train(images_NCHW: np.ndarray, model_cfg: AEConfig, cfg: TrainConfig, progress: bool = True,
-          log=None) -> tuple[LocalAutoencoder, list[dict]]:
+          log=None, state: TrainState | None = None) -> tuple[LocalAutoencoder, list[dict]]:
     """Train a new autoencoder on float32 images in [0, 1]: phase 1 then phase 2.
 
     Returns the model and the per-epoch history (dicts with phase, epoch, loss, beta and the
     :func:`evaluate` statistics); ``log(row)`` is called after every epoch. Deterministic for a
-    given seed on the same machine.
+    given seed on the same machine. With ``state``, training continues from its checkpoint
+    when there is one, and saves to it as it goes (the caller removes it at the end).
     """
     cfg.validate()
     check_image_shape(model_cfg.validate(), images_NCHW.shape)
@@ -127,10 +178,23 @@ def train(images_NCHW: np.ndarray, model_cfg: AEConfig, cfg: TrainConfig, progre
 
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(1, total_steps), eta_min=cfg.lr * 0.05)
-    step = 0
-    bar = tqdm(total=cfg.epochs + cfg.finetune_epochs, desc="train", unit="epoch", disable=not progress)
+    step, start, done = 0, 0, 0
+    saved = state.load() if state is not None else None
+    if saved is not None:
+        model.load_state_dict(saved["model"])
+        gen.set_state(saved["gen"])
+        saved_history = json.loads(saved["history"])
+        history, step, done = [r for r in saved_history if r["phase"] == 1], int(saved["step"]), len(saved_history)
+        if saved["phase"] == 1:
+            opt.load_state_dict(saved["opt"])
+            sched.load_state_dict(saved["sched"])
+            start = int(saved["epoch"])
+        else:
+            start = cfg.epochs
+    bar = tqdm(total=cfg.epochs + cfg.finetune_epochs, initial=done, desc="train", unit="epoch",
+               disable=not progress)
     try:                      # closed even when interrupted, so an error message starts on its own line
-        for epoch in range(cfg.epochs):
+        for epoch in range(start, cfg.epochs):
             model.train()
             t0, losses = time.perf_counter(), []
             for idx in _batches(len(x_all), cfg.batch_size, gen):
@@ -154,6 +218,8 @@ def train(images_NCHW: np.ndarray, model_cfg: AEConfig, cfg: TrainConfig, progre
             if log is not None:
                 log(row)
             bar.update()
+            if state is not None and state.due(force=epoch + 1 == cfg.epochs):
+                state.save(1, epoch + 1, step, model, opt, sched, gen, history)
 
         # Phase 2 (Eq. 4): freeze the encoder, decode sign(tanh(e(x)) + τ·ε).
         with torch.no_grad():
@@ -162,8 +228,10 @@ def train(images_NCHW: np.ndarray, model_cfg: AEConfig, cfg: TrainConfig, progre
         def rademacher(idx):
             return torch.where(perturb(zc_all[idx], cfg.tau, cfg.kappa, cfg.noise, generator=gen) >= 0, 1.0, -1.0)
 
-        history += _fit_decoder(model, rademacher, x_all, cfg.finetune_epochs, cfg, gen, phase=2, bar=bar,
-                                x_eval=x_eval, log=log)
+        resume2 = saved if saved is not None and saved["phase"] == 2 else None
+        history = history + _fit_decoder(model, rademacher, x_all, cfg.finetune_epochs, cfg, gen, phase=2, bar=bar,
+                                         x_eval=x_eval, log=log, state=state, saved=resume2,
+                                         history_before=history)
     finally:
         bar.close()
     model.eval()
@@ -172,15 +240,26 @@ def train(images_NCHW: np.ndarray, model_cfg: AEConfig, cfg: TrainConfig, progre
 
 def _fit_decoder(model: LocalAutoencoder, make_latents, targets: torch.Tensor, epochs: int, cfg: TrainConfig,
                  gen: torch.Generator, phase: int, bar=None, x_eval=None, weights: torch.Tensor | None = None,
-                 log=None) -> list[dict]:
-    """Train only the decoder: ``make_latents(idx)`` returns the ±1 latents of batch ``idx``."""
+                 log=None, state: TrainState | None = None, saved: dict | None = None,
+                 history_before: list[dict] | None = None) -> list[dict]:
+    """Train only the decoder: ``make_latents(idx)`` returns the ±1 latents of batch ``idx``.
+
+    With ``saved`` (a :class:`TrainState` blob of this phase) the optimiser, schedule and epoch
+    continue from it; with ``state``, checkpoints are saved (``history_before`` + this phase's rows)."""
     for p in model.encoder.parameters():
         p.requires_grad_(False)
     opt = torch.optim.Adam(model.decoder.parameters(), lr=cfg.lr * 0.5)
     total = max(1, epochs * math.ceil(len(targets) / cfg.batch_size))
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, total, eta_min=cfg.lr * 0.01)
-    history = []
-    for epoch in range(epochs):
+    history: list[dict] = []
+    start = 0
+    if saved is not None:
+        opt.load_state_dict(saved["opt"])
+        sched.load_state_dict(saved["sched"])
+        start = int(saved["epoch"])
+        n_before = len(history_before or [])
+        history = json.loads(saved["history"])[n_before:]
+    for epoch in range(start, epochs):
         model.decoder.train()
         t0, losses = time.perf_counter(), []
         for idx in _batches(len(targets), cfg.batch_size, gen):
@@ -205,6 +284,8 @@ def _fit_decoder(model: LocalAutoencoder, make_latents, targets: torch.Tensor, e
             if "psnr" in row:
                 bar.set_postfix(phase=phase, psnr=f"{row['psnr']:.2f}")
             bar.update()
+        if state is not None and state.due():
+            state.save(phase, epoch + 1, 0, model, opt, sched, gen, (history_before or []) + history)
     for p in model.encoder.parameters():
         p.requires_grad_(True)
     model.eval()
