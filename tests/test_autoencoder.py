@@ -95,3 +95,20 @@ def test_bad_configs_refused():
     for kw in ({"receptive_field": 2}, {"latent_size": 4}, {"latent_size": 32, "transition": True}):
         with pytest.raises(FscertError):
             AEConfig(**kw).validate()
+
+
+def test_future_version_and_damaged_weights_refused(tmp_path):
+    from fscert.autoencoder import MODEL_FORMAT, MODEL_VERSION, save_model
+
+    m = LocalAutoencoder(AEConfig(latent_channels=1, latent_size=8, hidden=8))
+    save_model(m, tmp_path / "m.pt")
+    blob = torch.load(tmp_path / "m.pt", weights_only=True)
+    torch.save({**blob, "version": MODEL_VERSION + 1}, tmp_path / "future.pt")
+    with pytest.raises(FscertError, match=f"version {MODEL_VERSION + 1}"):
+        load_model(tmp_path / "future.pt")
+    sd = dict(blob["state_dict"])
+    sd.pop(next(iter(sd)))
+    torch.save({**blob, "state_dict": sd}, tmp_path / "short.pt")
+    with pytest.raises(FscertError, match="weights do not match"):
+        load_model(tmp_path / "short.pt")
+    assert blob["format"] == MODEL_FORMAT
