@@ -32,7 +32,8 @@ from click.testing import CliRunner
 from fscert.errors import (Terminated, atomic_dir, atomic_path, install_signal_handlers, remove_temporaries,
                            replace_tree)
 
-pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals and pseudo-terminals")
+pytestmark = [pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals and pseudo-terminals"),
+              pytest.mark.usefixtures("one_torch_thread")]
 
 TIMEOUT = 180          # seconds: only against hangs; nothing below depends on how fast a machine is
 
@@ -207,17 +208,6 @@ def enum_args(d: Path) -> list:
 
 
 PIPE = ["--n-train", 8, "--epochs", 2, "--finetune-epochs", 1, "--hidden", 16, "--trials", 2, "--rho", 4]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models: one torch thread is as fast, and far faster when other processes share the cores."""
-    import torch
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")

@@ -12,13 +12,7 @@ from fscert.network import (NetConfig, load_network, pair_inputs, sample_network
 from fscert.patches import contexts, tokens
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny networks: one torch thread avoids thread-pool contention on loaded CI machines."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_pair_inputs_match_contexts_and_full_context():

@@ -26,13 +26,7 @@ def tiny_config(**kw) -> NFIGConfig:
     return NFIGConfig(**base)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models run fastest on one thread (and the suite may share its cores)."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny_images(n: int = 8) -> np.ndarray:
@@ -42,7 +36,7 @@ def tiny_images(n: int = 8) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def tiny_model(one_thread) -> NFIG:
+def tiny_model() -> NFIG:
     x = tiny_images(12)
     model, _ = train_nfig(x, np.arange(12) % 3, tiny_config(), progress=False)
     return model
