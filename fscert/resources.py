@@ -160,30 +160,34 @@ def encode_seconds_per_image(model) -> float:
     return t / CALIBRATION_ROWS
 
 
-def train_seconds_per_image(model, batch_size: int, decoder_only: bool = False) -> float:
-    """Seconds of one Adam step per image (phase 1: encoder and decoder; ``decoder_only``:
-    phase 2 and fine-tuning), timed on a throwaway copy of ``model`` under a forked RNG."""
+def train_seconds_per_image(model, batch_size: int, decoder_only: bool = False, epochs: int = 3) -> float:
+    """Seconds per image and epoch of the real training loop: :func:`fscert.training.train`
+    (phase 1, encoder and decoder) or, with ``decoder_only``, :func:`fscert.training.finetune_decoder`
+    (the decoder-only loop of phase 2 and fine-tuning), run for ``epochs`` on one batch of
+    random images, on a throwaway copy of ``model`` under a forked RNG. Loop overheads
+    (noise, batching, evaluation) are included, so the estimate errs on the long side (a short
+    run evaluates every epoch, a long one on about 100)."""
     import torch
 
+    from .training import TrainConfig, finetune_decoder, train
+
+    c = model.config
+    k = max(1, min(batch_size, 128))
     with torch.random.fork_rng():
         torch.manual_seed(0)
-        m = copy.deepcopy(model).train()
-        c = m.config
-        n = max(1, min(batch_size, 128))
-        x = torch.rand(n, c.image_channels, c.image_size, c.image_size)
-        z = torch.randint(0, 2, (n, c.latent_channels, c.latent_size, c.latent_size)).float() * 2 - 1
-        params = m.decoder.parameters() if decoder_only else m.parameters()
-        opt = torch.optim.Adam(params, lr=1e-6)
+        x = torch.rand(k, c.image_channels, c.image_size, c.image_size).numpy()
+        z = (torch.randint(0, 2, (k, c.latent_channels, c.latent_size, c.latent_size)) * 2 - 1).to(torch.int8).numpy()
+        def run(e: int) -> None:
+            if decoder_only:
+                finetune_decoder(copy.deepcopy(model), z, x, epochs=e, batch_size=k, progress=False)
+            else:
+                train(x, c, TrainConfig(epochs=e, finetune_epochs=0, batch_size=k), progress=False)
 
-        def step():
-            y = m.decode_raw(z if decoder_only else m.encode_continuous(x))
-            loss = (y - x).pow(2).mean()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-
-        t = _timed(step, repeat=3)
-    return t / n
+        run(1)                                            # warm-up: first-call allocations
+        t = time.perf_counter()
+        run(epochs)
+        t = time.perf_counter() - t
+    return t / (epochs * k)
 
 
 # ----------------------------------------------------------------------------- steps
