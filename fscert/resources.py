@@ -161,15 +161,15 @@ def encode_seconds_per_image(model) -> float:
 
 
 def train_seconds_per_image(model, batch_size: int, decoder_only: bool = False, epochs: int = 3) -> float:
-    """Seconds per image and epoch of the real training loop: :func:`fscert.training.train`
-    (phase 1, encoder and decoder) or, with ``decoder_only``, :func:`fscert.training.finetune_decoder`
-    (the decoder-only loop of phase 2 and fine-tuning), run for ``epochs`` on one batch of
+    """Seconds per image and epoch of the real training loops: :func:`fscert.training.train`
+    (phase 1, encoder and decoder) or, with ``decoder_only``, the decoder-only loop of phase 2
+    and of :func:`fscert.training.finetune_decoder`, run for ``epochs`` on one batch of
     random images, on a throwaway copy of ``model`` under a forked RNG. Loop overheads
     (noise, batching, evaluation) are included, so the estimate errs on the long side (a short
     run evaluates every epoch, a long one on about 100)."""
     import torch
 
-    from .training import TrainConfig, finetune_decoder, train
+    from .training import TrainConfig, _fit_decoder, train
 
     c = model.config
     k = max(1, min(batch_size, 128))
@@ -177,9 +177,12 @@ def train_seconds_per_image(model, batch_size: int, decoder_only: bool = False, 
         torch.manual_seed(0)
         x = torch.rand(k, c.image_channels, c.image_size, c.image_size).numpy()
         z = (torch.randint(0, 2, (k, c.latent_channels, c.latent_size, c.latent_size)) * 2 - 1).to(torch.int8).numpy()
+        x_t, z_t = torch.from_numpy(x), torch.from_numpy(z).float()
+
         def run(e: int) -> None:
             if decoder_only:
-                finetune_decoder(copy.deepcopy(model), z, x, epochs=e, batch_size=k, progress=False)
+                cfg = TrainConfig(epochs=0, finetune_epochs=e, batch_size=k)
+                _fit_decoder(copy.deepcopy(model), lambda idx: z_t[idx], x_t, e, cfg, torch.Generator(), phase=3)
             else:
                 train(x, c, TrainConfig(epochs=e, finetune_epochs=0, batch_size=k), progress=False)
 
