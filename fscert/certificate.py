@@ -50,12 +50,17 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .errors import FscertError, atomic_path
 from .hashing import sha256_arrays
+from .h5input import H5Input, check_attrs, describe_values, h5_input, input_error
+from .latents import check_pm1
+
+if TYPE_CHECKING:
+    import h5py
 
 FORMAT = "fscert-certificate"
 FORMAT_VERSION = 1
@@ -120,37 +125,111 @@ def write_certificate(path: str | os.PathLike, cert: Certificate) -> str:
     return digest
 
 
-def read_certificate(path: str | os.PathLike) -> Certificate:
-    """Read and validate a certificate; one-line :class:`FscertError` on anything malformed."""
-    import h5py
+#: dataset → (dtype, number of dimensions) in format version 1
+DATASET_SPEC: dict[str, tuple[np.dtype, int]] = {
+    "latents": (np.dtype(np.int8), 4), "prob": (np.dtype(np.float64), 1), "log_prob": (np.dtype(np.float64), 1),
+    "images": (np.dtype(np.uint8), 4), "nearest_train": (np.dtype(np.int64), 1), "psnr": (np.dtype(np.float64), 1),
+    "flags": (np.dtype(np.bool_), 2), "m_uir": (np.dtype(np.bool_), 2)}
+#: attributes every certificate has (written by :func:`write_certificate` and ``certify``), and their kinds
+REQUIRED_ATTRS = {"format": "str", "format_version": "int", "fscert_version": "str", "content_sha256": "str",
+                  "mode": "str", "reachable_count": "decimal", "listed_count": "int", "count_only": "bool"}
+#: attributes checked where present
+OPTIONAL_ATTRS = {"dead_end_mass": "real", "rho": "real", "tau": "real", "kappa": "real", "anchoring": "str",
+                  "latents_sha256": "str", "model_sha256": "str", "train_sha256": "str", "config": "json-object",
+                  "gammas": "reals", "uir": "number-map", "uir_weighted": "number-map", "m_uir": "number-map",
+                  "m_uir_weighted": "number-map", "memorization_mass": "number-map", "empirical_rows": "int",
+                  "empirical_total": "int", "max_frontier_states": "int"}
+#: log_prob may exceed 0 by rounding where a renormalised probability is 1
+LOG_PROB_SLACK = 1e-9
 
+
+def _check_attrs(src: H5Input, attrs: dict[str, Any]) -> None:
+    """The format attributes first (a clear message for another kind of file), then the kinds."""
+    if not (isinstance(attrs.get("format"), str) and attrs["format"] == FORMAT):
+        raise src.error(f"is not an fscert certificate (no format='{FORMAT}' attribute)")
+    version = attrs.get("format_version")
+    if version is None:
+        raise src.error("has no 'format_version' attribute")
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise src.error(f"attribute 'format_version' must be an integer, found {type(version).__name__}")
+    if version > FORMAT_VERSION:
+        raise src.error(f"has certificate format {version}; this fscert reads up to {FORMAT_VERSION}")
+    if version < 1:
+        raise src.error(f"has unknown certificate format version {version}")
+    check_attrs(src.label, attrs, REQUIRED_ATTRS, required=True)
+    check_attrs(src.label, attrs, OPTIONAL_ATTRS)
+
+
+def _datasets(src: H5Input, attrs: dict[str, Any]) -> dict[str, "h5py.Dataset"]:
+    """The datasets present, with dtypes and shapes checked against the format, each other and
+    the attributes — from metadata alone, before any data is read."""
+    found = {name: src.dataset(name, dt, ndim) for name, (dt, ndim) in DATASET_SPEC.items()}
+    ds = {name: d for name, d in found.items() if d is not None}
+    for name in ("latents", "prob"):
+        if name not in ds:
+            raise src.error(f"is missing the '{name}' dataset")
+    k = ds["latents"].shape[0]
+    for name, d in ds.items():
+        if d.shape[0] != k:
+            raise src.error(f"dataset '{name}' has {d.shape[0]} rows, 'latents' has {k}")
+    for name in ("latents", "images"):
+        if name in ds and min(ds[name].shape[1:]) == 0:
+            raise src.error(f"dataset '{name}' must have non-empty rows, found shape {ds[name].shape}")
+    g = len(np.atleast_1d(attrs.get("gammas", [])))
+    for name in ("flags", "m_uir"):
+        if name in ds and ds[name].shape[1] != g:
+            raise src.error(f"dataset '{name}' has {ds[name].shape[1]} columns, 'gammas' lists {g}")
+    if attrs["listed_count"] != k:
+        raise src.error(f"attribute 'listed_count' is {attrs['listed_count']}, 'latents' has {k} rows")
+    if attrs["count_only"] and k:
+        raise src.error(f"is count-only but lists {k} latents")
+    return ds
+
+
+def _check_values(label: str, data: dict[str, np.ndarray]) -> None:
+    """The values of the datasets (their dtypes and shapes are checked already)."""
+    def bad(name: str, what: str, mask: np.ndarray) -> FscertError:
+        return input_error(label, f"dataset '{name}' must be {what}, found {int(mask.sum())} other values "
+                                  f"(values {describe_values(data[name][mask])})")
+
+    check_pm1(data["latents"], label)
+    prob = data["prob"]
+    mask = ~((prob >= 0) & (prob <= 1))                      # NaN fails both comparisons
+    if mask.any():
+        raise bad("prob", "probabilities in [0, 1]", mask)
+    if "log_prob" in data:
+        mask = ~(data["log_prob"] <= LOG_PROB_SLACK)
+        if mask.any():
+            raise bad("log_prob", "log-probabilities ≤ 0", mask)
+    if "nearest_train" in data:
+        mask = data["nearest_train"] < 0
+        if mask.any():
+            raise bad("nearest_train", "indices ≥ 0", mask)
+    if "psnr" in data:
+        mask = np.isnan(data["psnr"])
+        if mask.any():
+            raise bad("psnr", "numbers (not NaN)", mask)
+
+
+def read_certificate(path: str | os.PathLike) -> Certificate:
+    """Read and validate a certificate; one-line :class:`FscertError` on anything malformed.
+
+    Checked: the format attributes, the kinds of the attributes (:data:`REQUIRED_ATTRS`,
+    :data:`OPTIONAL_ATTRS`), each dataset's dtype and shape (:data:`DATASET_SPEC`) from its
+    metadata before any data is read, K rows in every dataset with ``listed_count`` = K (0 when
+    ``count_only``), G = len(gammas) columns in ``flags`` and ``m_uir``, and the values: ±1
+    latents, probabilities in [0, 1], log-probabilities ≤ 0, nearest indices ≥ 0, PSNR not NaN.
+    Not checked: that ``prob`` sums to 1 and the content hash, which ``fscert verify`` reports.
+    """
     p = Path(path)
-    if not p.exists():
-        raise FscertError(f"certificate not found: {p}")
-    try:
-        with h5py.File(p, "r") as f:
-            if f.attrs.get("format") != FORMAT:
-                raise FscertError(f"{p} is not an fscert certificate (no format='{FORMAT}' attribute)")
-            version = int(f.attrs.get("format_version", 0))
-            if version > FORMAT_VERSION:
-                raise FscertError(f"{p} has certificate format {version}; this fscert reads up to {FORMAT_VERSION}")
-            data = {k: f[k][()] for k in DATASETS if k in f}
-            attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
-    except FscertError:
-        raise
-    except (OSError, KeyError, ValueError) as e:
-        raise FscertError(f"cannot read {p} as HDF5 (truncated or not a certificate?): {str(e).splitlines()[0]}") from None
-    for k in ("latents", "prob"):
-        if k not in data:
-            raise FscertError(f"{p} is missing the '{k}' dataset")
-    cert = Certificate(attrs=attrs, **data)
-    k = len(cert.latents)
-    if cert.latents.ndim != 4 and k > 0:
-        raise FscertError(f"{p}: 'latents' must be (K, M, H, W), got {cert.latents.shape}")
-    for name, arr in cert.datasets().items():
-        if len(arr) != k:
-            raise FscertError(f"{p}: dataset '{name}' has {len(arr)} rows, 'latents' has {k}")
-    return cert
+    label = f"certificate {p}"
+    with h5_input(p, label, missing=f"certificate not found: {p}") as src:
+        attrs = src.attrs()
+        _check_attrs(src, attrs)
+        data = {name: src.read(d).astype(DATASET_SPEC[name][0], copy=False)
+                for name, d in _datasets(src, attrs).items()}
+    _check_values(label, data)
+    return Certificate(attrs=attrs, **data)
 
 
 def attr_json(cert: Certificate, key: str, default: Any = None) -> Any:
@@ -160,5 +239,5 @@ def attr_json(cert: Certificate, key: str, default: Any = None) -> Any:
         return default
     try:
         return json.loads(v) if isinstance(v, str) else v
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):
         return v

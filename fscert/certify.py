@@ -363,6 +363,10 @@ def verify(cert: Certificate, latents: LatentSet | None = None, model: Any = Non
     actual = content_hash(cert)
     if stored != actual:
         diffs.append(f"content_sha256: stored {stored or '(none)'}, datasets hash to {actual}")
+    if len(cert.prob) and not a.get("count_only") and str(len(cert.prob)) == str(a.get("reachable_count")):
+        total = float(np.sum(cert.prob, dtype=np.float64))
+        if not abs(total - 1.0) <= 1e-9:
+            diffs.append(f"prob sums to {total!r}; a complete listing sums to 1")
     try:
         cfg = CertifyConfig.from_json(attr_json(cert, "config", {}) or {})
     except (TypeError, ValueError) as e:

@@ -75,7 +75,7 @@ def test_verify_tampered(made, tmp_path):
         del f["prob"]
         f["prob"] = p
     r = invoke("verify", tmp_path / "t.h5")
-    assert r.exit_code == 1 and "content_sha256" in r.output
+    assert r.exit_code == 1 and "content_sha256" in r.output and "prob sums to" in r.output
     r = invoke("verify", tmp_path / "t.h5", "--latents", made / "e.h5")
     assert r.exit_code == 1 and "dataset prob: 1 of" in r.output
 
