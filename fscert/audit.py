@@ -129,13 +129,16 @@ def _peer_ct(train_rows, test_rows, gen_rows, cfg: AuditConfig) -> dict:
     return {**res.to_dict(), **source}
 
 
-def plan_audit(n_gen: int, n_train: int, dim: int, n_gammas: int) -> "Plan":
-    """Estimated memory and time of :func:`audit`: nearest training rows of every generated row,
-    greedy and strict M-UIR among the generated rows per γ, and the training set against
-    itself (AuthPct)."""
-    from .resources import Plan, neighbour_step
+def plan_audit(n_gen: int, n_train: int, dim: int, n_gammas: int, held: list | tuple = ()) -> "Plan":
+    """Estimated memory and time of :func:`audit`: the arrays ``held`` in memory (inputs), the
+    nearest training rows of every generated row, greedy and strict M-UIR among the generated
+    rows per γ, and the training set against itself (AuthPct)."""
+    from .resources import Plan, neighbour_step, resident_step
 
-    return Plan().add(neighbour_step(n_gen, n_train, dim, n_gammas=2 * n_gammas, self_search=True))
+    plan = Plan()
+    if held:
+        plan.add(resident_step(f"hold {n_gen + n_train:,} images", *held))
+    return plan.add(neighbour_step(n_gen, n_train, dim, n_gammas=2 * n_gammas, self_search=True))
 
 
 def audit(train_NCHW, gen_NCHW, gammas=DEFAULT_GAMMAS, features=None, test_NCHW=None,
@@ -179,7 +182,8 @@ def audit(train_NCHW, gen_NCHW, gammas=DEFAULT_GAMMAS, features=None, test_NCHW=
             raise FscertError(f"feature arrays differ in length per row: {sorted(dims)}")
         space = "features"
 
-    plan_audit(g_rows.shape[0], t_rows.shape[0], int(np.prod(t_rows.shape[1:])), len(gs)).check(max_memory, log)
+    held = [train, gen] + ([test] if test is not None else []) + ([t_rows, g_rows] if features is not None else [])
+    plan_audit(g_rows.shape[0], t_rows.shape[0], int(np.prod(t_rows.shape[1:])), len(gs), held).check(max_memory, log)
     nn = nearest(g_rows, t_rows, batch=cfg.batch, chunk=cfg.chunk)
     psnr = nn.psnr_N
     per_image: dict = {"index": np.arange(gen.shape[0]), "nearest_train": nn.idx_N, "psnr": psnr}

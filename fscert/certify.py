@@ -154,13 +154,14 @@ def plan_listing(count: int, latent_shape: tuple[int, int, int], model: Any = No
                  train: np.ndarray | None = None, n_gammas: int = 2) -> "Plan":
     """Estimated memory and time of listing ``count`` latents, decoding them with ``model``
     and searching their nearest training images (UIR) and each other (M-UIR)."""
-    from .resources import Plan, decode_step, listing_step, neighbour_step
+    from .resources import Plan, decode_step, listing_step, neighbour_step, resident_step
 
     plan = Plan().add(listing_step(count, latent_shape))
     if model is not None:
         plan.add(decode_step(count, model))
         if train is not None:
             dim = int(np.prod(train.shape[1:]))
+            plan.add(resident_step(f"hold {len(train):,} training images", train))
             plan.add(neighbour_step(count, len(train), dim, n_gammas=n_gammas))
     return plan
 

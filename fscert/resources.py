@@ -241,14 +241,17 @@ def neighbour_step(n_query: int, n_ref: int, dim: int, n_gammas: int = 0, self_s
     """Nearest-neighbour search of ``n_query`` rows among ``n_ref`` (chunked float32 products).
 
     Memory: a float32 copy of the query rows (when ``copy_query``), the working blocks of
-    :mod:`fscert.metrics.nearest` and per-row results. Work: 2·N·M·D flops, plus at most
-    2·N²·D per γ for the M-UIR comparisons among the generated images, plus 2·M²·D for a
-    search of the reference set against itself (``self_search``: AuthPct).
+    :mod:`fscert.metrics.nearest` and per-row results. The blocks (query and reference rows, the
+    b×c distance matrix, its top-k and the merge) are counted twice: the peak measured over a
+    whole audit (30,000 × 10,000 rows of 784) is about twice one search's blocks, as the M-UIR
+    and self searches run while earlier results and allocator caches are alive. Work:
+    2·N·M·D flops, plus at most 2·N²·D per γ for the M-UIR comparisons among the generated
+    images, plus 2·M²·D for a search of the reference set against itself (``self_search``: AuthPct).
     """
     from .metrics.nearest import CANDIDATES, GEN_BATCH, TRAIN_CHUNK
 
     b, c = min(GEN_BATCH, max(n_query, 1)), min(TRAIN_CHUNK, max(n_ref, 1))
-    work = b * dim * 4 + c * dim * 4 + 3 * b * c * 4
+    work = 2 * (b * dim * 4 + c * dim * 4 + 3 * b * c * 4)
     per_row = CANDIDATES * 24 + 8 * 4 + 2 * max(n_gammas, 1)
     mem = (n_query * dim * 4 if copy_query else 0) + work + n_query * per_row
     fl = 2.0 * n_query * n_ref * dim + 2.0 * n_gammas * n_query * n_query * dim
@@ -259,6 +262,11 @@ def neighbour_step(n_query: int, n_ref: int, dim: int, n_gammas: int = 0, self_s
         flops = matmul_flops() if fl else 1.0
     what = f"nearest-neighbour search of {n_query:,} among {n_ref:,} images"
     return Step(what, int(mem), fl / flops)
+
+
+def resident_step(what: str, *arrays: np.ndarray) -> Step:
+    """Arrays already in memory when the work starts (inputs): counted so that the plan is the peak."""
+    return Step(what, int(sum(np.asarray(a).nbytes for a in arrays)))
 
 
 def training_step(n_images: int, model, batch_size: int, epochs: int = 0, decoder_epochs: int = 0,

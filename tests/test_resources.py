@@ -181,3 +181,12 @@ def test_estimate_is_printed_on_stderr_and_work_proceeds(with_empirical, name, t
     r = CliRunner().invoke(cli, args)
     assert r.exit_code == 0, r.output
     assert "estimate:" in r.stderr and "estimate:" not in r.stdout
+
+
+def test_audit_plan_counts_the_inputs_it_holds():
+    from fscert.audit import plan_audit
+
+    tr, ge = np.zeros((300, 1, 28, 28), np.float32), np.zeros((100, 1, 28, 28), np.float32)
+    bare = plan_audit(100, 300, 784, 2)
+    held = plan_audit(100, 300, 784, 2, [tr, ge])
+    assert held.bytes == bare.bytes + tr.nbytes + ge.nbytes and held.line().startswith("estimate: hold 400 images")
