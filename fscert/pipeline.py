@@ -171,7 +171,7 @@ def _stages(job: CertifyJob, x: np.ndarray, mcfg, tcfg, dcfg, ccfg, work: Path, 
         model, history = train(x, mcfg, tcfg, progress=progress, state=state)
         save_history(history, work / "model.pt", title=f"fscert certify: training on {job.data}")
         save_model(model, work / "model.pt", extra={"data": str(job.data), "data_sha256": sha256_array(x)})
-        state.path.unlink()
+        state.path.unlink(missing_ok=True)
     model = load_model(work / "model.pt")
 
     if stage(2, "encode the training images to ±1 latents", work / "latents.h5"):

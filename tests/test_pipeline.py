@@ -117,3 +117,12 @@ def test_failure_removes_the_partial_folder(tmp_path, monkeypatch):
     with pytest.raises(FscertError):
         run_certify(job, tmp_path / "run", progress=False, log=lambda m: None)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_decoder_only_training_runs(tmp_path):
+    """--epochs 0 (phase 2 only) is a valid job: no phase-1 checkpoint is ever written."""
+    from fscert.pipeline import CertifyJob, run_certify
+
+    job = CertifyJob(n_train=8, epochs=0, finetune_epochs=1, draw_finetune_epochs=1, hidden=16, trials=1)
+    res = run_certify(job, tmp_path / "run", progress=False, log=lambda m: None)
+    assert (res.out / "cert.h5").exists() and sorted(p.name for p in tmp_path.iterdir()) == ["run"]
