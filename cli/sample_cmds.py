@@ -59,11 +59,17 @@ def save_png_grid(path: Path, images_NCHW: np.ndarray, max_images: int = PNG_MAX
               help="Pool the patches of every cell with the same padding pattern (default: position-anchored).")
 @click.option("--full-context", is_flag=True,
               help="Context = every previous cell (the memorization baseline of A.1.6); ρ is ignored.")
+@click.option("--network", "network_path", type=click.Path(dir_okay=False), default=None,
+              help="Sample from this saved sampler network instead of training one (--strategy network); "
+                   "its ρ, q and context are used.")
+@click.option("--save-network", "save_network_path", type=click.Path(dir_okay=False), default=None,
+              help="Save the trained sampler network (--strategy network) for later runs.")
 @max_memory_option("sampling and decoding")
 @click.option("--force", is_flag=True, help="Overwrite existing outputs.")
 def sample(latents_path: str, model_path: str | None, strategy: str, rho: int, tau: float, kappa: float,
            n_samples: int, seed: int, out_path: str, network_epochs: int, translation_invariant: bool,
-           full_context: bool, max_memory: float | None, force: bool) -> None:
+           full_context: bool, network_path: str | None, save_network_path: str | None, max_memory: float | None,
+           force: bool) -> None:
     """Draw latents from an FS-LAR generator (paper §4.2).
 
     `direct` samples Eq. 6–8 exactly: for each cell, a source patch is drawn with probability
@@ -80,6 +86,12 @@ def sample(latents_path: str, model_path: str | None, strategy: str, rho: int, t
         check_output_path(png, force)
     if translation_invariant and full_context:
         raise FscertError("--translation-invariant and --full-context cannot be combined")
+    if (network_path or save_network_path) and strategy != "network":
+        raise FscertError("--network and --save-network need --strategy network")
+    if network_path and save_network_path:
+        raise FscertError("--network loads a trained network; --save-network saves a newly trained one: give one")
+    if save_network_path:
+        check_output_path(save_network_path, force)
     q = flip_probability(tau, kappa)
     ls = read_latents(latents_path)
     z = ls.latents
@@ -103,19 +115,36 @@ def sample(latents_path: str, model_path: str | None, strategy: str, rho: int, t
         samples = sample_direct(bank, n_samples, q, seed=seed, progress=progress)
         extra_attrs["patterns"] = bank.n_patterns()
     else:
-        from fscert.network import sample_network, train_network
+        from fscert.network import load_network, sample_network, save_network, train_network
 
         plan = Plan().add(Step(f"sample {n_samples:,} latents", n_samples * z[0].size * 2))
         if model is not None:
             plan.add(decode_step(n_samples, model))
         plan.check(gib_to_bytes(max_memory), echo_err)
-
-        net, hist = train_network(z, rho, q, epochs=network_epochs, seed=seed, counts=ls.counts,
-                                  full_context=full_context, translation_invariant=translation_invariant,
-                                  progress=progress)
+        source_sha = sha256_arrays({"latents": z} if ls.counts is None else {"latents": z, "counts": ls.counts})
+        if network_path:
+            net = load_network(network_path)
+            c = net.config
+            if (c.latent_channels, c.latent_height, c.latent_width) != z.shape[1:]:
+                raise FscertError(f"{network_path} samples {c.latent_channels}×{c.latent_height}×{c.latent_width} "
+                                  f"latents, but {latents_path} holds {'×'.join(map(str, z.shape[1:]))}")
+            if net.extra.get("latents_sha256") != source_sha:
+                raise FscertError(f"{network_path} was trained on other latents than {latents_path}")
+            rho, q, full_context, translation_invariant = c.rho, c.q, c.full_context, c.translation_invariant
+            tau = kappa = float("nan")                    # the network was trained at q; τ and κ are not used
+            echo_err(f"using the network's ρ = {rho}, q = {q:.4g}" + (", full context" if full_context else "")
+                     + (", translation-invariant" if translation_invariant else ""))
+            extra_attrs.update(network=str(network_path), network_epochs=int(net.extra.get("epochs", -1)),
+                               network_loss=json.dumps(net.extra.get("loss", [])))
+        else:
+            net, hist = train_network(z, rho, q, epochs=network_epochs, seed=seed, counts=ls.counts,
+                                      full_context=full_context, translation_invariant=translation_invariant,
+                                      progress=progress)
+            extra_attrs.update(network_epochs=network_epochs, network_loss=json.dumps(hist))
+            if save_network_path:
+                save_network(net, save_network_path, extra={"latents_sha256": source_sha, "epochs": network_epochs,
+                                                            "seed": seed, "loss": hist})
         samples = sample_network(net, n_samples, seed=seed, progress=progress)
-        extra_attrs["network_epochs"] = network_epochs
-        extra_attrs["network_loss"] = json.dumps(hist)
 
     arrays = {"latents": z} if ls.counts is None else {"latents": z, "counts": ls.counts}
     attrs = {

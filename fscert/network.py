@@ -228,4 +228,6 @@ def load_network(path: str | Path) -> ContextMLP:
     """Load a sampler network (``weights_only=True``: files carrying code are refused)."""
     blob = load_checkpoint(path, NET_FORMAT, NET_VERSION, "fscert sampler network")
     check_config_keys(path, blob["config"], {f.name for f in dataclasses.fields(NetConfig)}, "network")
-    return load_weights(path, ContextMLP(NetConfig(**blob["config"])), blob["state_dict"])
+    net = load_weights(path, ContextMLP(NetConfig(**blob["config"])), blob["state_dict"])
+    net.extra = blob.get("extra", {}) if isinstance(blob.get("extra"), dict) else {}
+    return net

@@ -121,3 +121,33 @@ def test_bad_inputs_one_line_no_output(tmp_path, latents_file, model_file):
     assert r.output.strip().startswith("error:") and len(r.output.strip().splitlines()) == 1
     r = run("sample", "--latents", small, "--model", model_file, "--out", out)
     assert r.output.strip().startswith("error:") and "do not fit" in r.output
+
+
+def test_saved_network_samples_like_the_trained_one(tmp_path, latents_file):
+    """--save-network then --network: the same samples as training in the run, without retraining."""
+    a, b, net = tmp_path / "a.h5", tmp_path / "b.h5", tmp_path / "net.pt"
+    r = run("sample", "--latents", latents_file, "--strategy", "network", "--network-epochs", 2, "--tau", 1.5,
+            "-n", 8, "--seed", 1, "--out", a, "--save-network", net)
+    assert r.exit_code == 0 and net.exists(), r.output
+    r = run("sample", "--latents", latents_file, "--strategy", "network", "--network", net, "-n", 8, "--seed", 1,
+            "--out", b)
+    assert r.exit_code == 0, r.output
+    (za, aa), (zb, ab) = read(a), read(b)
+    np.testing.assert_array_equal(za["latents"], zb["latents"])
+    assert ab["q"] == aa["q"] and ab["rho"] == aa["rho"] and ab["network"] == str(net)
+    assert ab["network_loss"] == aa["network_loss"]
+
+
+def test_saved_network_refuses_other_latents_and_direct(tmp_path, latents_file):
+    net = tmp_path / "net.pt"
+    assert run("sample", "--latents", latents_file, "--strategy", "network", "--network-epochs", 1, "-n", 2,
+               "--out", tmp_path / "a.h5", "--save-network", net).exit_code == 0
+    other = tmp_path / "other.h5"
+    write_latents(other, -read(latents_file)[0]["latents"])
+    out = tmp_path / "o.h5"
+    for args, msg in ((["--latents", other, "--strategy", "network", "--network", net], "other latents"),
+                      (["--latents", latents_file, "--network", net], "need --strategy network"),
+                      (["--latents", latents_file, "--strategy", "network", "--network", net, "--save-network",
+                        tmp_path / "n2.pt"], "give one")):
+        r = run("sample", *args, "--out", out)
+        assert r.exit_code == 1 and msg in r.output and not out.exists(), r.output
