@@ -74,7 +74,7 @@ class Step:
 
     what: str
     bytes: int
-    seconds: float = 0.0
+    time_s: float = 0.0          # estimated seconds (calibrated on this machine)
 
 
 @dataclass
@@ -92,12 +92,12 @@ class Plan:
         return sum(s.bytes for s in self.steps)
 
     @property
-    def seconds(self) -> float:
-        return sum(s.seconds for s in self.steps)
+    def time_s(self) -> float:
+        return sum(s.time_s for s in self.steps)
 
     def line(self) -> str:
         what = ", ".join(s.what for s in self.steps)
-        return f"estimate: {what}: about {size_str(self.bytes)} and {time_str(self.seconds)}"
+        return f"estimate: {what}: about {size_str(self.bytes)} and {time_str(self.time_s)}"
 
     def check(self, max_memory: int | None = None, log: Callable[[str], None] | None = None) -> "Plan":
         """Print the estimate with ``log``; refuse when the memory estimate is above the limit."""

@@ -38,7 +38,7 @@ def files(tmp_path_factory, model):
 
 def test_plan_line_and_refusal():
     plan = Plan().add(Step("list 10 latents", 3 * 2**20, 0.2)).add(Step("decode 10 images", 5 * 2**30, 400.0))
-    assert plan.bytes == 3 * 2**20 + 5 * 2**30 and plan.seconds == pytest.approx(400.2)
+    assert plan.bytes == 3 * 2**20 + 5 * 2**30 and plan.time_s == pytest.approx(400.2)
     lines = []
     plan.check(max_memory=6 * 2**30, log=lines.append)
     assert lines == ["estimate: list 10 latents, decode 10 images: about 5.00 GiB and 6.7 min"]
@@ -70,13 +70,13 @@ def test_time_str(s, text):
 def test_decode_estimate_bounds_the_images(model):
     z = _latents(40)
     st = decode_step(len(z), model)
-    assert st.bytes >= decode_batched(model, z).nbytes and st.seconds > 0
-    assert decode_step(0, model).seconds == 0
+    assert st.bytes >= decode_batched(model, z).nbytes and st.time_s > 0
+    assert decode_step(0, model).time_s == 0
 
 
 def test_encode_estimate_bounds_the_latents(model):
     st = encode_step(50, model)
-    assert st.bytes >= 50 * 1 * 8 * 8 and st.seconds > 0
+    assert st.bytes >= 50 * 1 * 8 * 8 and st.time_s > 0
 
 
 def test_sampling_estimate_bounds_the_samples():
@@ -84,7 +84,7 @@ def test_sampling_estimate_bounds_the_samples():
 
     bank = build_bank(_latents(), rho=1)
     st = sampling_step(bank, 100, 0.01)
-    assert st.bytes >= sample_direct(bank, 100, 0.01).nbytes and st.seconds > 0
+    assert st.bytes >= sample_direct(bank, 100, 0.01).nbytes and st.time_s > 0
 
 
 def test_draw_estimate_bounds_the_empirical_set():
@@ -100,8 +100,8 @@ def test_draw_estimate_bounds_the_empirical_set():
 
 def test_neighbour_work_counts_products():
     st = neighbour_step(100, 1000, 784, n_gammas=2, flops=1.0)
-    assert st.seconds == pytest.approx(2 * 100 * 1000 * 784 + 2 * 2 * 100 * 100 * 784)
-    assert neighbour_step(100, 1000, 784, self_search=True, flops=1.0).seconds == pytest.approx(
+    assert st.time_s == pytest.approx(2 * 100 * 1000 * 784 + 2 * 2 * 100 * 100 * 784)
+    assert neighbour_step(100, 1000, 784, self_search=True, flops=1.0).time_s == pytest.approx(
         2 * 100 * 1000 * 784 + 2 * 1000 * 1000 * 784)
     assert neighbour_step(200, 1000, 784).bytes > neighbour_step(100, 1000, 784).bytes >= 100 * 784 * 4
 
@@ -124,7 +124,7 @@ def test_calibrations_leave_every_random_state_alone(model):
 def test_training_estimate_counts_images_and_optimiser(model):
     st = training_step(500, model, 32, epochs=3, decoder_epochs=2)
     params = sum(p.numel() for p in model.parameters()) * 4
-    assert st.bytes >= 500 * 32 * 32 * 4 + 3 * params and st.seconds > 0 and "5 epochs" in st.what
+    assert st.bytes >= 500 * 32 * 32 * 4 + 3 * params and st.time_s > 0 and "5 epochs" in st.what
 
 
 # ----------------------------------------------------------------------------- every long command

@@ -37,7 +37,7 @@ def _same(a, b):
 
 
 class Stop(KeyboardInterrupt):
-    pass
+    """Ctrl-C raised by the test at a chosen epoch."""
 
 
 @pytest.mark.parametrize("at", [(1, 1), (1, 3), (1, 4), (2, 1), (2, 3)],
