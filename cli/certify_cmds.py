@@ -181,9 +181,14 @@ def enumerate_cmd(latents_path, rho, out, count_only, max_images, max_memory, re
                f"dead-end mass {a['dead_end_mass']:.6g} → {out} (content {digest[:12]})")
     mass = _json_attr(a.get("memorization_mass"))
     if isinstance(mass, dict):
+        from fscert.certify import has_figures, verdict_words
+
         for g, v in mass.items():
-            click.echo(f"  γ = {g}: memorization mass {v:.6g}, UIR {_json_attr(a['uir'])[g]:.4g}, "
-                       f"M-UIR {_json_attr(a['m_uir'])[g]:.4g}")
+            if has_figures(a):
+                click.echo(f"  γ = {g}: memorization mass {v:.6g}, UIR {_json_attr(a['uir'])[g]:.4g}, "
+                           f"M-UIR {_json_attr(a['m_uir'])[g]:.4g}")
+            else:
+                click.echo(f"  γ = {g}: {verdict_words(a, float(g))}")
 
 
 @click.command("verify")

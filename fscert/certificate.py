@@ -39,6 +39,11 @@ without a model, ``gammas``, and per-γ JSON maps (keys are γ as strings, e.g. 
   probability mass of the members;
 * ``memorization_mass`` — Σ prob over near-copies (PSNR ≥ γ) = 1 − ``uir_weighted``;
 
+``verdict_scope`` — what those figures cover: "complete" (every reachable image is listed and,
+with a model and training images, decoded and checked) or "not-examined" (count-only or a
+partial listing: the per-γ map values are JSON null, never 0; ``fscert.certify.verdict_words``
+says it in words). Files without it are read as "complete" only when the listing is complete;
+
 ``content_sha256`` (one hash over every dataset, :func:`content_hash`), ``config`` (JSON: the
 full run configuration — rho, max_images, gammas, train spec and limit, decode batch, …).
 Informational: ``empirical_rows`` / ``empirical_total`` (distinct rows of the input set and
@@ -138,7 +143,7 @@ OPTIONAL_ATTRS = {"dead_end_mass": "real", "rho": "real", "tau": "real", "kappa"
                   "latents_sha256": "str", "model_sha256": "str", "train_sha256": "str", "config": "json-object",
                   "gammas": "reals", "uir": "number-map", "uir_weighted": "number-map", "m_uir": "number-map",
                   "m_uir_weighted": "number-map", "memorization_mass": "number-map", "empirical_rows": "int",
-                  "empirical_total": "int", "max_frontier_states": "int"}
+                  "empirical_total": "int", "max_frontier_states": "int", "verdict_scope": "str"}
 #: log_prob may exceed 0 by rounding where a renormalised probability is 1
 LOG_PROB_SLACK = 1e-9
 

@@ -187,12 +187,17 @@ def add_images(cert: Certificate, model: Any, batch: int = 256, progress: bool =
 
 
 def add_metrics(cert: Certificate, train: np.ndarray, gammas: tuple[float, ...]) -> None:
-    """Nearest training image, PSNR, UIR flags, M-UIR membership and per-γ rates (DESIGN §7)."""
+    """Nearest training image, PSNR, UIR flags, M-UIR membership and per-γ rates (DESIGN §7).
+
+    The per-γ maps hold numbers only where every reachable image is listed (``verdict_scope``
+    "complete"); for a count-only or partial listing each value is JSON null, never a 0 that
+    would read as "no memorization" when nothing was examined (:func:`verdict_words`)."""
     from .audit import gamma_key
     from .metrics import m_uir_greedy_mask, nearest_train, passing_mask
 
     k = len(cert.latents)
     g = len(gammas)
+    scope = listing_scope(cert.attrs, k)
     gen = cert.images.reshape(k, int(np.prod(cert.images.shape[1:]))).astype(np.float32) / 255.0
     ref = np.asarray(train, np.float32).reshape(len(train), -1)
     if k:
@@ -208,6 +213,9 @@ def add_metrics(cert: Certificate, train: np.ndarray, gammas: tuple[float, ...])
         flags[:, j] = ~passing
         members[:, j] = m_uir_greedy_mask(gen, passing, gamma) if k else passing
         key = gamma_key(gamma)
+        if scope != SCOPE_COMPLETE:                   # not every reachable image was checked: no figure
+            uir[key] = uir_w[key] = muir[key] = muir_w[key] = mass[key] = None
+            continue
         uir[key] = float(passing.mean()) if k else float("nan")
         uir_w[key] = float(p[passing].sum())
         muir[key] = float(members[:, j].mean()) if k else float("nan")
@@ -218,7 +226,101 @@ def add_metrics(cert: Certificate, train: np.ndarray, gammas: tuple[float, ...])
     cert.flags = flags
     cert.m_uir = members
     cert.attrs.update(gammas=np.asarray(gammas, np.float64), uir=json.dumps(uir), uir_weighted=json.dumps(uir_w),
-                      m_uir=json.dumps(muir), m_uir_weighted=json.dumps(muir_w), memorization_mass=json.dumps(mass))
+                      m_uir=json.dumps(muir), m_uir_weighted=json.dumps(muir_w), memorization_mass=json.dumps(mass),
+                      verdict_scope=scope)
+
+
+# ----------------------------------------------------------------------------- verdict scope
+#
+# What a certificate's memorization figures (UIR, M-UIR, near-copies, memorization mass)
+# cover. Every reader (the CLI, summary.json, the HTML report) words them with
+# :func:`verdict_words`, so that the wording lives here. To add a scope (e.g. a near-copy
+# search that bounds the figures without listing): a constant, a words function in
+# ``_VERDICT_WORDS`` (it may read per-γ [lower, upper] attributes), and the writer that sets it.
+
+SCOPE_COMPLETE = "complete"            # every reachable image listed (and, with a model and training images, checked)
+SCOPE_NOT_EXAMINED = "not-examined"    # counted only, or listed in part: no image's verdict covers the whole set
+#: per-γ JSON maps that hold figures (null where the scope gives no number)
+VERDICT_MAPS = ("uir", "uir_weighted", "m_uir", "m_uir_weighted", "memorization_mass")
+
+
+def listing_scope(attrs: dict, listed: int | None = None) -> str:
+    """"complete" when the listing holds every reachable image, else "not-examined".
+
+    From ``count_only``, ``listed_count`` (default ``listed``) and ``reachable_count``; a
+    listing may exceed the reachable count (full support lists latents of probability 0)."""
+    if attrs.get("count_only"):
+        return SCOPE_NOT_EXAMINED
+    n, reach = attrs.get("listed_count", listed), attrs.get("reachable_count")
+    if reach is None:                                 # nothing claims more than what is listed
+        return SCOPE_COMPLETE
+    try:
+        return SCOPE_COMPLETE if n is not None and int(n) >= int(str(reach)) else SCOPE_NOT_EXAMINED
+    except ValueError:
+        return SCOPE_NOT_EXAMINED
+
+
+def verdict_scope(attrs: dict) -> str:
+    """The certificate's ``verdict_scope`` (derived from the listing for files written before it
+    existed); a file that claims "complete" without listing every reachable image is "not-examined"."""
+    listed = listing_scope(attrs)
+    stored = attrs.get("verdict_scope")
+    if stored is None or (stored == SCOPE_COMPLETE and listed != SCOPE_COMPLETE):
+        return listed
+    return str(stored)
+
+
+def has_figures(attrs: dict) -> bool:
+    """Whether the per-γ figures are exact numbers about every reachable image."""
+    return verdict_scope(attrs) == SCOPE_COMPLETE
+
+
+def verdict_words(attrs: dict, gamma: float) -> str:
+    """What the certificate says about memorization at threshold γ, in words (one line, no "γ = …" prefix)."""
+    scope = verdict_scope(attrs)
+    words = _VERDICT_WORDS.get(scope)
+    if words is None:
+        from . import __version__
+
+        return (f"UIR, M-UIR, near-copies and memorization mass NOT SHOWN — the certificate's verdict scope "
+                f"'{scope}' is unknown to fscert {__version__} (written by a newer fscert?)")
+    return words(attrs, float(gamma))
+
+
+def _count_words(count: Any) -> str:
+    s = str(count)
+    return f"{int(s):.3g}" if s.isdigit() and len(s) > 9 else s
+
+
+def _complete_words(attrs: dict, gamma: float) -> str:
+    return (f"complete — every one of the {_count_words(attrs.get('reachable_count'))} reachable images was "
+            f"decoded and compared with the training images")
+
+
+def _not_examined_words(attrs: dict, gamma: float) -> str:
+    reach = str(attrs.get("reachable_count", "?"))
+    try:
+        listed = int(attrs.get("listed_count", 0) or 0)
+    except (TypeError, ValueError):
+        listed = 0
+    if listed == 0:
+        what = f"{_count_words(reach)} reachable images were counted, none was decoded or compared"
+    else:
+        what = f"only {listed} of the {_count_words(reach)} reachable images were listed, so no figure covers them all"
+    try:
+        raw = attrs.get("config") or "{}"
+        cfg = CertifyConfig.from_json(raw if isinstance(raw, (str, dict)) else "{}")
+        limited = cfg.max_images is not None and reach.isdigit() and int(reach) > cfg.max_images
+        hint = f"use a larger --max-images than {cfg.max_images}" if limited else "run without --count-only"
+    except (TypeError, ValueError, RecursionError):
+        hint = "use a larger --max-images"
+    return f"UIR, M-UIR, near-copies and memorization mass NOT EXAMINED — {what} ({hint} to list and check them)"
+
+
+_VERDICT_WORDS: dict[str, Callable[[dict, float], str]] = {
+    SCOPE_COMPLETE: _complete_words,
+    SCOPE_NOT_EXAMINED: _not_examined_words,
+}
 
 
 def certify(inputs: Inputs, cfg: CertifyConfig, progress: bool = False,
@@ -268,6 +370,7 @@ def certify(inputs: Inputs, cfg: CertifyConfig, progress: bool = False,
             add_metrics(cert, inputs.train, tuple(float(g) for g in cfg.gammas))
     if "gammas" not in cert.attrs:
         cert.attrs["gammas"] = np.zeros(0, np.float64)
+    cert.attrs.setdefault("verdict_scope", listing_scope(cert.attrs, len(cert.latents)))
     return cert
 
 
@@ -391,12 +494,15 @@ def verify(cert: Certificate, latents: LatentSet | None = None, model: Any = Non
             redo = certify(Inputs(latents, model, train if model is not None else None), cfg, progress=progress)
         except FscertError as e:
             return diffs + [f"re-enumeration failed: {e}"]
-        for key in ("mode", "reachable_count", "listed_count", "count_only", "dead_end_mass", "rho"):
+        for key in ("mode", "reachable_count", "listed_count", "count_only", "dead_end_mass", "rho", "verdict_scope"):
+            if key == "verdict_scope" and key not in a:     # written before the attribute existed
+                continue
             if str(redo.attrs.get(key)) != str(a.get(key)):
                 diffs.append(f"{key}: certificate {a.get(key)}, recomputed {redo.attrs.get(key)}")
     elif model is not None:
         check_inputs(cert.latents.shape, model, train)
-        redo = Certificate(cert.latents, cert.prob, {}, log_prob=cert.log_prob)
+        redo = Certificate(cert.latents, cert.prob, {key: a[key] for key in ("count_only", "listed_count", "reachable_count")
+                                                     if key in a}, log_prob=cert.log_prob)
         add_images(redo, model, batch=cfg.batch, progress=progress)
         if train is not None:
             add_metrics(redo, train, tuple(cert.gammas) or tuple(cfg.gammas))
@@ -411,7 +517,7 @@ def verify(cert: Certificate, latents: LatentSet | None = None, model: Any = Non
         if not _same_array(mine, theirs):
             diffs.append(f"dataset {name}: {_describe(mine, theirs)}")
     if model is not None and train is not None:
-        for key in ("uir", "uir_weighted", "m_uir", "m_uir_weighted", "memorization_mass"):
+        for key in VERDICT_MAPS:
             if attr_json(cert, key) != attr_json(redo, key):
                 diffs.append(f"{key}: certificate {a.get(key)}, recomputed {redo.attrs.get(key)}")
     return diffs

@@ -97,8 +97,9 @@ def _is_json_object(v: Any) -> bool:
 
 
 def _is_number_map(v: Any) -> bool:
+    """A JSON object whose values are numbers or null (null: a figure the file does not give)."""
     m = _json(v)
-    return isinstance(m, dict) and all(_is_real(x) for x in m.values())
+    return isinstance(m, dict) and all(x is None or _is_real(x) for x in m.values())
 
 
 def _is_reals(v: Any) -> bool:
@@ -114,7 +115,7 @@ ATTR_KINDS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "bool": (lambda v: isinstance(v, bool), "true or false"),
     "decimal": (_is_decimal, f"a string of at most {MAX_DECIMAL_DIGITS} decimal digits"),
     "json-object": (_is_json_object, "a JSON object (string)"),
-    "number-map": (_is_number_map, "a JSON object of numbers (string)"),
+    "number-map": (_is_number_map, "a JSON object of numbers or nulls (string)"),
     "reals": (_is_reals, "a number or a 1-D array of finite numbers"),
 }
 

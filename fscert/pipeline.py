@@ -253,33 +253,62 @@ def plan_training(x: np.ndarray, mcfg, job: CertifyJob):
 
 
 def make_summary(cert, z_train: np.ndarray, job: CertifyJob, audit_res: dict | None, seconds: float) -> dict:
-    """The final numbers: reachable images, training copies, UIR/M-UIR, memorization and dead-end mass."""
+    """The final numbers: reachable images, training copies, UIR/M-UIR, memorization and dead-end mass.
+
+    Where the certificate did not examine every reachable image (``verdict_scope`` other than
+    "complete") each per-γ figure is null and ``verdict`` says why, in words."""
     from .audit import gamma_key
     from .certificate import attr_json
+    from .certify import has_figures, verdict_scope, verdict_words
 
     keys = {row.tobytes() for row in z_train}
     copies = int(sum(l.tobytes() in keys for l in cert.latents))
+    exact = has_figures(cert.attrs)
+    gk = [gamma_key(g) for g in cert.gammas]
+
+    def figures(name: str) -> dict:
+        m = attr_json(cert, name, {})
+        return m if exact or not isinstance(m, dict) else {k: None for k in m}
+
     s = {"data": str(job.data), "n_train": int(len(z_train)), "trials": job.trials, "rho": job.rho,
          "tau": job.tau, "kappa": job.kappa,
          "reachable": str(cert.attrs.get("reachable_count")), "listed": int(len(cert.latents)),
          "training_latents_listed": copies,
-         "near_copies": ({gamma_key(g): int(cert.flags[:, j].sum()) for j, g in enumerate(cert.gammas)}
+         "near_copies": ({k: (int(cert.flags[:, j].sum()) if exact else None) for j, k in enumerate(gk)}
                          if cert.flags is not None else {}),
-         "uir": attr_json(cert, "uir", {}), "m_uir": attr_json(cert, "m_uir", {}),
-         "memorization_mass": attr_json(cert, "memorization_mass", {}),
+         "uir": figures("uir"), "m_uir": figures("m_uir"),
+         "memorization_mass": figures("memorization_mass"),
          "dead_end_mass": float(cert.attrs.get("dead_end_mass", float("nan"))),
-         "seconds": round(seconds, 1)}
+         "seconds": round(seconds, 1),
+         "verdict_scope": verdict_scope(cert.attrs),
+         "verdict": {k: verdict_words(cert.attrs, g) for k, g in zip(gk, cert.gammas)}}
     if audit_res:
         s["authpct"] = audit_res.get("authpct")
+        s["audit"] = "audit.json"
+    else:
+        s["audit"] = None
+        s["audit_absent"] = ("no audit.json: nothing was listed (the certificate only counts the reachable images), "
+                             "so no generated image was compared with the training images"
+                             if not len(cert.latents) else "no audit.json: the audit was not run")
     return s
 
 
 def summary_lines(s: dict) -> list[str]:
-    lines = [f"reachable images: {s['reachable']} (listed {s['listed']}; {s['training_latents_listed']} are training latents)"]
+    exact = s.get("verdict_scope", "complete") == "complete"
+    if exact or s["listed"]:
+        lines = [f"reachable images: {s['reachable']} (listed {s['listed']}; "
+                 f"{s['training_latents_listed']} are training latents)"]
+    else:
+        lines = [f"reachable images: {s['reachable']} (counted only: none listed)"]
     for g in s["uir"] or {}:
-        lines.append(f"γ = {g} dB: UIR {float(s['uir'][g]):.3f}, M-UIR {float(s['m_uir'].get(g, float('nan'))):.3f}, "
-                     f"near-copies {s['near_copies'].get(g, '?')}, "
-                     f"memorization mass {float(s['memorization_mass'].get(g, float('nan'))):.4f}")
+        if exact:
+            lines.append(f"γ = {g} dB: UIR {float(s['uir'][g]):.3f}, M-UIR {float(s['m_uir'].get(g, float('nan'))):.3f}, "
+                         f"near-copies {s['near_copies'].get(g, '?')}, "
+                         f"memorization mass {float(s['memorization_mass'].get(g, float('nan'))):.4f}")
+        else:
+            lines.append(f"γ = {g} dB: {(s.get('verdict') or {}).get(g, 'figures NOT EXAMINED')}")
     lines.append(f"dead-end mass: {s['dead_end_mass']:.4f}")
+    if s.get("audit_absent"):
+        lines.append(s["audit_absent"])
     lines.append(f"report: {s['report']}")
     return lines

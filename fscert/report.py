@@ -113,10 +113,15 @@ def summarize(cert: Certificate, title: str | None = None, source: str | None = 
 
     Per-γ UIR, M-UIR and memorization mass come from the certificate's attributes; where an
     attribute is absent they are computed from the datasets (``computed`` lists which).
+    Where the certificate did not examine every reachable image (``verdict_scope`` other than
+    "complete"), every per-γ figure is None and ``verdict`` (per γ) says why, in words.
     """
+    from .certify import has_figures, verdict_scope, verdict_words
+
     a = cert.attrs
     k = int(len(cert.prob))
     gammas = cert.gammas
+    exact = has_figures(a)
     uir = _gamma_map(attr_json(cert, "uir", {}))
     muir = _gamma_map(attr_json(cert, "m_uir", {}))
     mass = _gamma_map(attr_json(cert, "memorization_mass", {}))
@@ -125,7 +130,12 @@ def summarize(cert: Certificate, title: str | None = None, source: str | None = 
     for j, g in enumerate(gammas):
         flags, members = _column(cert.flags, j), _column(cert.m_uir, j)
         row: dict[str, Any] = {"gamma": g, "near_copies": None, "uir": uir.get(g),
-                               "m_uir": muir.get(g), "memorization_mass": mass.get(g)}
+                               "m_uir": muir.get(g), "memorization_mass": mass.get(g),
+                               "verdict": verdict_words(a, g)}
+        if not exact:                                 # no figure: nothing (or not everything) was examined
+            row.update(uir=None, m_uir=None, memorization_mass=None)
+            per_gamma.append(row)
+            continue
         if flags is not None:
             row["near_copies"] = int(flags.sum())
             if row["uir"] is None and k:
@@ -149,6 +159,7 @@ def summarize(cert: Certificate, title: str | None = None, source: str | None = 
         "reachable_count": str(a.get("reachable_count", "0")),
         "listed_count": k,
         "count_only": bool(a.get("count_only", False)),
+        "verdict_scope": verdict_scope(a),
         "dead_end_mass": a.get("dead_end_mass"),
         "prob_sum": float(cert.prob.sum()) if k else 0.0,
         "gammas": gammas,
