@@ -1,0 +1,386 @@
+"""Exact near-copy search over every reachable image, without listing them (paper Eq. 9, DESIGN §6–7).
+
+For a training image x_t and a threshold γ, a reachable latent z is a **near-copy** of x_t
+iff PSNR(d(z), x_t) ≥ γ, i.e. ‖d(z) − x_t‖² ≤ B_γ = D·10^(−γ/10) (D = C·H·W values, peak 1).
+The decoder is local, so ‖d(z) − x_t‖² = Σ over blocks (y, x) of the error of the block
+decoded from z's R×R window at (y, x) (:mod:`fscert.blocks`). Summed in raster order of
+the blocks' completion cells, partial sums only grow: :func:`fscert.search.search` prunes a
+partial stitching as soon as its completed blocks (plus an admissible bound on the rest)
+exceed B_γ, and keeps a state per distinct frontier of the last max(ρW+ρ, (R−1)(W+1)+1)
+cells. When ρ ≥ R−1 every window of a reachable latent is a window of some member of E at
+the same position (the Pre of the block's last cell covers the window), so the rest is
+bounded by each later block's smallest error over E's windows; when ρ < R−1 windows are new
+stitchings, decoded on demand, and the bound of the rest is 0.
+
+Per training image t, for the smallest γ (the largest budget) one search gives:
+
+* **every near-copy latent**, listed by the output-sensitive walk when there are at most
+  ``max_listed`` of them; each is then decoded canonically (float64, :func:`decode_exact`)
+  and its PSNR recomputed with the metrics' own exact float64 sum, which decides the flags
+  at every γ (so the figures equal those of a full listing: same latents, same probabilities
+  as products of the same conditionals, same images, same PSNR);
+* otherwise a **certified interval** for the count and the mass (binned dynamic program,
+  :func:`fscert.search.count_binned`); the count is exact where both ends agree;
+* the **best reachable output** (highest PSNR to x_t over *all* reachable latents): the
+  search's exact minimum h(root) when some output is within the budget; otherwise the
+  search is repeated at budgets 4×, 16×, 64× larger (γ − 6, −12, −18 dB) and, if none
+  finds one, the best PSNR is bounded (< γ − 18 dB).
+
+Probabilities are renormalised over dead ends exactly as the listing's:
+prob = product of conditionals / (1 − dead_end_mass).
+
+Union over training images (the memorization mass P[an output is within γ of some
+training image] and the number of such outputs): exact (deduplicated latents) when every
+training image's near-copies were listed; otherwise bounded: max_t ≤ union ≤ Σ_t, tightened
+by the listed part, and the reason is recorded.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from .blocks import BlockDecoder, BlockErrors, decode_exact, generated_values
+from .enumeration import Tables, build_tables
+from .metrics.nearest import psnr_from_sqdist, sqdist_from_psnr
+from .search import (SLACK, Graph, Layout, SearchTooLarge, count_binned, list_paths, make_layout, search,
+                     tokens_to_latents)
+
+#: budget multipliers tried when no output is within the smallest γ (−6, −12, −18 dB)
+LADDER = (4.0, 16.0, 64.0)
+
+
+@dataclass
+class NearCopyConfig:
+    """Options of the near-copy search (recorded in the certificate's ``config``)."""
+
+    gammas: tuple[float, ...] = (25.0, 30.0)
+    max_listed: int = 100_000        # near-copies listed per training image before switching to intervals
+    bins: int = 4096                 # cost bins of the interval counts
+    max_edges: int = 20_000_000      # candidate edges per layer of one search
+
+
+@dataclass
+class TrainResult:
+    """What one training image's search proved (per γ lists are in ``gammas`` order)."""
+
+    index: int
+    listed: bool                               # every near-copy (smallest γ) listed
+    count_low: list[int]
+    count_high: list[int]
+    mass_low: list[float]                      # raw (un-renormalised) mass
+    mass_high: list[float]
+    best_psnr: float                           # exact best PSNR, or the bound below
+    best_exact: bool                           # False: best_psnr is an upper bound (no output found above it)
+    best_latent: np.ndarray | None             # int8 (M, h, w) of the best output
+    best_raw_prob: float
+    latents: np.ndarray | None = None          # near-copies at the smallest γ (canonical PSNR ≥ γ_min)
+    raw_prob: np.ndarray | None = None
+    psnr: np.ndarray | None = None
+    reason: str = ""
+    max_states: int = 0
+
+
+def _latent_rows(tok_KL: np.ndarray, shape) -> np.ndarray:
+    return tokens_to_latents(tok_KL, shape)
+
+
+class NearCopySearch:
+    """Searches every training image's near-copies over the reachable set of E at range ρ."""
+
+    def __init__(self, latents: np.ndarray, counts: np.ndarray | None, rho: int, model, train: np.ndarray,
+                 cfg: NearCopyConfig, tables: Tables | None = None):
+        self.tables = tables if tables is not None else build_tables(latents, rho, counts)
+        self.model = model
+        self.train = np.asarray(train, np.float32)
+        self.cfg = cfg
+        self.radius = (model.config.receptive_field - 1) // 2
+        self.layout: Layout = make_layout(self.tables, self.radius)
+        self.dec = BlockDecoder(model, self.tables.shape, self.radius, self.layout.per_word)
+        self.dim = int(np.prod(self.train.shape[1:]))
+        self.gammas = tuple(sorted(float(g) for g in cfg.gammas))
+        self.windows_in_e = self.tables.rho >= 2 * self.radius
+        self._e_blocks: dict[tuple[int, int], np.ndarray] | None = None
+        self._latents = np.asarray(latents, np.int8)
+
+    # ------------------------------------------------------------------ costs and bounds
+
+    def budget(self, gamma: float) -> float:
+        return sqdist_from_psnr(gamma, self.dim)
+
+    def _window_keys_of_e(self) -> dict[tuple[int, int], np.ndarray]:
+        """Block ids of every window of E at every position (ρ ≥ R−1: the only windows)."""
+        if self._e_blocks is None:
+            m, h, w = self.tables.shape
+            ids = self.window_ids(self._latents, [(y, x) for y in range(h) for x in range(w)])
+            self._e_blocks = {pos: np.unique(v) for pos, v in ids.items()}
+        return self._e_blocks
+
+    def lower_bound(self, err: BlockErrors) -> np.ndarray:
+        """lb[i]: admissible bound on the error of the blocks completing after cell i."""
+        n = self.layout.n_cells
+        per_cell = np.zeros(n)
+        if self.windows_in_e:
+            ids = self._window_keys_of_e()
+            for i in range(n):
+                per_cell[i] = sum(float(err.of(pos, ids[pos]).min()) for pos in self.layout.blocks[i])
+        suffix = np.concatenate([np.cumsum(per_cell[::-1])[::-1][1:], [0.0]])
+        return suffix * (1.0 - SLACK)
+
+    def cost_fn(self, err: BlockErrors) -> Callable:
+        from .search import _window_keys
+
+        lay = self.layout
+
+        def cost(i: int, parent: np.ndarray, pair: np.ndarray, child: np.ndarray) -> np.ndarray:
+            total = np.zeros(len(parent))
+            if not lay.blocks[i]:
+                return total
+            keys = _window_keys(child, lay.window_slots[i], lay.per_word, self.tables.shape[0], lay.key_words)
+            ids = self.dec.lookup_many({pos: keys[:, b, :] for b, pos in enumerate(lay.blocks[i])})
+            for pos in lay.blocks[i]:
+                total += err.of(pos, ids[pos])
+            return total
+
+        return cost
+
+    # ------------------------------------------------------------------ one training image
+
+    def window_ids(self, latents: np.ndarray, positions: list[tuple[int, int]]) -> dict[tuple[int, int], np.ndarray]:
+        """Block id of each latent's window at each position (decoding windows not seen yet)."""
+        from .patches import token_to_index, tokens
+        from .search import window_cells
+
+        m, h, w = self.tables.shape
+        tid = token_to_index(tokens(latents)).astype(np.uint64)
+        pw = self.layout.per_word
+        keys = {}
+        for pos in positions:
+            k = np.zeros((len(latents), self.layout.key_words), np.uint64)
+            for j, c in enumerate(window_cells(pos[0], pos[1], h, w, self.radius)):
+                k[:, j // pw] |= tid[:, c] << np.uint64((j % pw) * m)
+            keys[pos] = k
+        return self.dec.lookup_many(keys)
+
+    def images(self, latents: np.ndarray) -> np.ndarray:
+        """Canonical images (uint8, K×C×H×W) stitched from the decoded blocks.
+
+        A block without a tie pixel rounds exactly as the whole-latent float64 decode
+        (:func:`fscert.blocks.decode_exact`) does; latents that use a block with a tie are
+        decoded whole instead, so the result always equals ``decode_exact``."""
+        m, h, w = self.tables.shape
+        p, c = self.dec.p, self.dec.c
+        k = len(latents)
+        out = np.empty((k, c, h * p, w * p), np.uint8)
+        tied = np.zeros(k, bool)
+        all_ids = self.window_ids(latents, [(y, x) for y in range(h) for x in range(w)])
+        for y in range(h):
+            for x in range(w):
+                ids = all_ids[(y, x)]
+                u = self.dec.u8[(y, x)][ids]
+                tied |= (u != self.dec.alt[(y, x)][ids]).any(1)
+                out[:, :, y * p:(y + 1) * p, x * p:(x + 1) * p] = u.reshape(k, c, p, p)
+        if tied.any():
+            out[tied] = decode_exact(self.model, latents[tied])
+        return out
+
+    def canonical_psnr(self, latents: np.ndarray, t: int, batch: int = 4096) -> np.ndarray:
+        """PSNR of each latent's canonical image to training image t, as the metrics compute it."""
+        import torch
+
+        from .metrics.nearest import Rows, exact_sqdist
+
+        if len(latents) == 0:
+            return np.zeros(0)
+        out = np.empty(len(latents))
+        ref = Rows(self.train[t:t + 1])
+        for lo in range(0, len(latents), batch):
+            imgs = generated_values(self.images(latents[lo:lo + batch]))
+            q = Rows(imgs, center=ref.center_D)
+            n = len(imgs)
+            d = exact_sqdist(q, torch.arange(n), ref, torch.zeros(n, dtype=torch.int64))
+            out[lo:lo + n] = psnr_from_sqdist(d.numpy(), self.dim)
+        return out
+
+    def run_one(self, t: int) -> TrainResult:
+        gs = self.gammas
+        err = BlockErrors(self.dec, self.train[t])
+        cost = self.cost_fn(err)
+        lb = self.lower_bound(err)
+        b0 = self.budget(gs[0])
+        shape = self.tables.shape
+        n_limbs = self.tables.n_limbs
+        try:
+            graph = search(self.tables, self.layout, cost, b0, lb, self.cfg.max_edges)
+        except SearchTooLarge as e:
+            return TrainResult(t, False, [0] * len(gs), [-1] * len(gs), [0.0] * len(gs), [math.nan] * len(gs),
+                               math.nan, False, None, math.nan, reason=f"search too large: {e}")
+        best_psnr, best_exact, best_lat, best_p = self._best(graph, t, cost, lb, b0)
+        paths = list_paths(graph, max_out=self.cfg.max_listed)
+        if not paths.overflow:
+            lat = _latent_rows(paths.tok, shape)
+            psnr = self.canonical_psnr(lat, t)
+            keep = psnr >= gs[0]
+            lat, raw, psnr = lat[keep], paths.raw_prob[keep], psnr[keep]
+            counts = [int((psnr >= g).sum()) for g in gs]
+            masses = [float(raw[psnr >= g].sum()) for g in gs]
+            return TrainResult(t, True, counts, list(counts), masses, list(masses), best_psnr, best_exact, best_lat,
+                               best_p, lat, raw, psnr, max_states=graph.max_states)
+        lo_c, hi_c, lo_m, hi_m, reasons = [], [], [], [], []
+        for g in gs:
+            try:
+                bc = count_binned(graph, self.budget(g), n_limbs, bins=self.cfg.bins)
+                lo_c.append(bc.count_low), hi_c.append(bc.count_high)
+                lo_m.append(bc.mass_low), hi_m.append(bc.mass_high)
+            except SearchTooLarge as e:
+                lo_c.append(self.cfg.max_listed + 1 if g == gs[0] else 0), hi_c.append(-1)
+                lo_m.append(0.0), hi_m.append(math.nan)
+                reasons.append(f"γ = {g:g}: interval count too large ({e})")
+        return TrainResult(t, False, lo_c, hi_c, lo_m, hi_m, best_psnr, best_exact, best_lat, best_p,
+                           reason="; ".join([f"more than {self.cfg.max_listed:,} near-copies: interval"] + reasons),
+                           max_states=graph.max_states)
+
+    def _best(self, graph: Graph, t: int, cost, lb, b0: float) -> tuple[float, bool, np.ndarray | None, float]:
+        """The exact best output (highest PSNR to x_t) over every reachable latent, or a bound."""
+        shape = self.tables.shape
+        g = graph
+        budget = b0
+        if not math.isfinite(g.best):
+            for mult in LADDER:
+                budget = b0 * mult
+                try:
+                    g = search(self.tables, self.layout, cost, budget, lb, self.cfg.max_edges)
+                except SearchTooLarge:
+                    break
+                if math.isfinite(g.best):
+                    break
+        if not math.isfinite(g.best):
+            return float(psnr_from_sqdist(budget, self.dim)), False, None, math.nan
+        tied = list_paths(g, budget=g.best * (1 + 4 * SLACK), max_out=64)
+        lat = _latent_rows(tied.tok, shape)
+        psnr = self.canonical_psnr(lat, t)
+        j = int(np.argmax(psnr))
+        return float(psnr[j]), True, lat[j], float(tied.raw_prob[j])
+
+
+# ----------------------------------------------------------------------------- all training images
+
+
+@dataclass
+class NearCopyResult:
+    """The near-copy verdict over every reachable image (see the module docstring)."""
+
+    gammas: tuple[float, ...]
+    dead_end_mass: float
+    per_train: list[TrainResult]
+    latents: np.ndarray                  # int8 (K, M, h, w): every listed near-copy (smallest γ), deduplicated
+    prob: np.ndarray                     # float64 (K,), renormalised
+    log_prob: np.ndarray
+    nearest_train: np.ndarray            # int64 (K,): the training image of highest PSNR (ties: lower index)
+    psnr: np.ndarray                     # float64 (K,)
+    flags: np.ndarray                    # bool (K, G): PSNR ≥ γ
+    pair_row: np.ndarray                 # int64 (P,): every (near-copy, training image) pair at the smallest γ
+    pair_train: np.ndarray
+    pair_psnr: np.ndarray
+    union: dict[str, Any] = field(default_factory=dict)
+    ties: int = 0
+    windows_decoded: int = 0
+
+
+def _renorm(raw: float, dead: float) -> float:
+    return raw / (1.0 - dead)
+
+
+def near_copy_search(latents: np.ndarray, counts: np.ndarray | None, rho: int, model, train: np.ndarray,
+                     cfg: NearCopyConfig, dead_end_mass: float, progress: bool = False,
+                     tables: Tables | None = None, train_indices: list[int] | None = None) -> NearCopyResult:
+    """Run :class:`NearCopySearch` for every training image (or ``train_indices``) and merge."""
+    from tqdm import tqdm
+
+    s = NearCopySearch(latents, counts, rho, model, train, cfg, tables)
+    idx = list(range(len(train))) if train_indices is None else list(train_indices)
+    per = [s.run_one(t) for t in tqdm(idx, desc="near-copies", unit="image", disable=not progress, leave=False)]
+    res = merge(per, s.gammas, dead_end_mass, s.tables.shape, s.dec)
+    if len(res.latents):
+        from .metrics import nearest_train
+
+        images = generated_values(s.images(res.latents))
+        nn_idx, nn_psnr = nearest_train(images.reshape(len(images), -1), s.train.reshape(len(s.train), -1))
+        res.nearest_train, res.psnr = np.asarray(nn_idx, np.int64), np.asarray(nn_psnr, np.float64)
+        res.flags = res.psnr[:, None] >= np.asarray(s.gammas, np.float64)[None, :]
+    return res
+
+
+def merge(per: list[TrainResult], gammas: tuple[float, ...], dead: float, shape, dec: BlockDecoder | None = None
+          ) -> NearCopyResult:
+    """Deduplicate the listed near-copies, pick each one's nearest training image, bound the union."""
+    m, h, w = shape
+    rows: dict[bytes, int] = {}
+    lat_list, raw_list = [], []
+    pr, pt, pp = [], [], []
+    for r in per:
+        if r.latents is None:
+            continue
+        for k in range(len(r.latents)):
+            key = r.latents[k].tobytes()
+            j = rows.get(key)
+            if j is None:
+                j = rows[key] = len(lat_list)
+                lat_list.append(r.latents[k])
+                raw_list.append(r.raw_prob[k])
+            pr.append(j), pt.append(r.index), pp.append(float(r.psnr[k]))
+    n = len(lat_list)
+    lat = np.stack(lat_list) if n else np.zeros((0, m, h, w), np.int8)
+    raw = np.asarray(raw_list, np.float64)
+    pair_row, pair_train, pair_psnr = (np.asarray(pr, np.int64), np.asarray(pt, np.int64), np.asarray(pp, np.float64))
+    # deterministic order: lexicographic in the raster token sequence, as the listing
+    order = np.lexsort(lat.transpose(0, 2, 3, 1).reshape(n, -1).T[::-1]) if n else np.zeros(0, np.int64)
+    rank = np.empty(n, np.int64)
+    rank[order] = np.arange(n)
+    lat, raw = lat[order], raw[order]
+    pair_row = rank[pair_row] if n else pair_row
+    o2 = np.lexsort((pair_train, pair_row))
+    pair_row, pair_train, pair_psnr = pair_row[o2], pair_train[o2], pair_psnr[o2]
+    nearest = np.full(n, -1, np.int64)
+    best = np.full(n, -np.inf)
+    for j, t, v in zip(pair_row.tolist(), pair_train.tolist(), pair_psnr.tolist()):
+        if v > best[j]:                                  # pairs are sorted by training index: ties keep the lower
+            best[j], nearest[j] = v, t
+    flags = best[:, None] >= np.asarray(gammas, np.float64)[None, :] if n else np.zeros((0, len(gammas)), bool)
+    prob = raw / (1.0 - dead)
+    with np.errstate(divide="ignore"):
+        logp = np.log(raw) - math.log(1.0 - dead)
+    union = _union(per, gammas, flags, prob, dead)
+    return NearCopyResult(tuple(gammas), dead, per, lat, prob, logp, nearest, best, flags, pair_row, pair_train,
+                          pair_psnr, union, ties=dec.ties if dec else 0, windows_decoded=dec.decoded if dec else 0)
+
+
+def _union(per: list[TrainResult], gammas, flags: np.ndarray, prob: np.ndarray, dead: float) -> dict[str, Any]:
+    """Per γ: count and mass of outputs within γ of some training image, exact or [low, high]."""
+    out: dict[str, Any] = {}
+    unlisted = [r for r in per if not r.listed]
+    for j, g in enumerate(gammas):
+        listed_count = int(flags[:, j].sum())
+        listed_mass = float(prob[flags[:, j]].sum())
+        key = str(int(g)) if float(g).is_integer() else repr(float(g))
+        if not unlisted:
+            out[key] = {"exact": True, "count_low": str(listed_count), "count_high": str(listed_count),
+                        "mass_low": listed_mass, "mass_high": listed_mass, "reason": "every near-copy listed"}
+            continue
+        lows = [r.count_low[j] for r in unlisted]
+        highs = [r.count_high[j] for r in unlisted]
+        mlow = [_renorm(r.mass_low[j], dead) for r in unlisted]
+        mhigh = [_renorm(r.mass_high[j], dead) for r in unlisted]
+        unknown = any(v < 0 for v in highs) or any(not math.isfinite(v) for v in mhigh)
+        c_lo = max([listed_count] + lows)
+        m_lo = max([listed_mass] + mlow)
+        c_hi = None if unknown else listed_count + sum(highs)
+        m_hi = 1.0 if unknown else min(1.0, listed_mass + sum(mhigh))
+        out[key] = {"exact": False, "count_low": str(c_lo), "count_high": None if c_hi is None else str(c_hi),
+                    "mass_low": m_lo, "mass_high": m_hi,
+                    "reason": (f"{len(unlisted)} training image(s) have too many near-copies to list; their sets may "
+                               "overlap, so the union is bounded by the largest set and the sum of the sets"
+                               + ("; some searches were too large, so the upper end is unknown" if unknown else ""))}
+    return out

@@ -1,0 +1,212 @@
+"""The near-copy search (fscert.search, fscert.nearcopy) against brute force.
+
+Where full listing is possible, every figure must equal list → decode → compare
+(tests/reference/nearcopy_bruteforce.py) exactly: the near-copy sets per training image and
+γ, their probabilities, the union count and mass, the nearest training image and PSNR of
+every near-copy, and the best reachable PSNR per training image. Where the sets are too
+large to list, the certified intervals must contain the truth (small cases: the brute-force
+value; larger ones: a Monte-Carlo estimate from the empirical sampler).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from fscert.autoencoder import AEConfig, LocalAutoencoder
+from fscert.blocks import decode_exact, generated_values
+from fscert.enumeration import build_tables, count_reachable, enumerate_reachable
+from fscert.nearcopy import NearCopyConfig, near_copy_search
+from fscert.search import count_binned, list_paths, make_layout, search, tokens_to_latents
+from tests.reference.nearcopy_bruteforce import brute_force
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def _model(m: int, ls: int, r: int, transition: bool, seed: int) -> LocalAutoencoder:
+    torch.manual_seed(seed)
+    model = LocalAutoencoder(AEConfig(latent_size=ls, latent_channels=m, receptive_field=r, hidden=16,
+                                      transition=transition)).eval()
+    with torch.no_grad():                                   # spread the untrained outputs over [0, 1]
+        model.decoder.cell[-1].bias.fill_(0.5)
+        model.decoder.cell[-1].weight.mul_(3)
+    return model
+
+
+def _case(m: int, ls: int, rho: int, seed: int, flips: float = 0.01, max_count: int = 4000):
+    """Three related source latents (shared background, two local edits) and bit-flipped trials."""
+    rng = np.random.default_rng(seed)
+    for _ in range(50):
+        base = np.repeat(np.where(rng.random((1, m, ls, ls)) < 0.5, -1, 1).astype(np.int8), 3, 0)
+        base[1, :, 2:4, 2:4] *= -1
+        base[2, :, 5:7, 1:3] *= -1
+        z = np.concatenate([base] + [np.where(rng.random(base.shape) < flips, -base, base) for _ in range(2)])
+        cnt = rng.integers(1, 3, len(z))
+        c = count_reachable(z, rho, cnt)
+        if 1 < c.count <= max_count:
+            return base, z, cnt, c
+        if c.count > max_count:
+            flips *= 0.7                                          # fewer flips, fewer stitchings
+    pytest.skip("no listable case drawn")
+
+
+def _check_against_brute_force(z, cnt, rho, model, train, gammas, max_listed=100_000):
+    c = count_reachable(z, rho, cnt)
+    res = near_copy_search(z, cnt, rho, model, train, NearCopyConfig(gammas=gammas, max_listed=max_listed),
+                           c.dead_end_mass)
+    bf = brute_force(z, cnt, rho, model, train, gammas)
+    lst = bf["listing"]
+    for j, g in enumerate(gammas):
+        ref = bf["per_gamma"][g]
+        for t, r in enumerate(res.per_train):
+            assert r.listed
+            mine = {r.latents[k].tobytes(): r.raw_prob[k] / (1 - c.dead_end_mass)
+                    for k in range(len(r.latents)) if r.psnr[k] >= g}
+            assert set(mine) == set(ref["per_t"][t]), (g, t)
+            assert all(mine[k] == ref["per_t"][t][k] for k in mine)              # same float64 products
+            assert r.count_low[j] == r.count_high[j] == len(mine)
+        u = res.union[str(int(g))]
+        assert u["exact"] and int(u["count_low"]) == ref["union_count"]
+        assert u["mass_low"] == pytest.approx(ref["union_mass"], rel=1e-12, abs=1e-15)
+        # the stored near-copies are exactly the listing's flagged rows, in the listing's order
+        rows = ref["union_rows"]
+        want = lst.latents[rows]
+        got = res.latents[res.flags[:, j]]
+        assert np.array_equal(got, want)
+        assert np.array_equal(res.prob[res.flags[:, j]], lst.prob[rows])
+        nn = bf["psnr"][rows]
+        assert np.array_equal(res.psnr[res.flags[:, j]], nn.max(1))
+        assert np.array_equal(res.nearest_train[res.flags[:, j]], nn.argmax(1))
+    for t, r in enumerate(res.per_train):
+        best = bf["best"][t]
+        if r.best_exact:
+            assert r.best_psnr == best
+            assert r.best_latent is not None
+        else:
+            assert best < r.best_psnr                          # the bound holds
+    return res, bf
+
+
+CASES = [  # (M, latent size, R, transition, ρ)
+    (2, 8, 1, False, 1), (2, 8, 1, False, 3), (3, 8, 3, False, 1), (2, 8, 3, False, 2),
+    (3, 8, 3, False, 3), (1, 8, 3, False, 4), (2, 16, 3, True, 1), (3, 16, 3, True, 3),
+    (2, 16, 1, False, 2), (3, 8, 3, False, 2),
+]
+
+
+@pytest.mark.parametrize("m,ls,r,transition,rho", CASES)
+def test_random_cases_equal_brute_force(m, ls, r, transition, rho):
+    model = _model(m, ls, r, transition, seed=m + ls + r + rho)
+    base, z, cnt, _ = _case(m, ls, rho, seed=10 * rho + m)
+    rng = np.random.default_rng(rho)
+    train = generated_values(decode_exact(model, base))
+    train = np.clip(train + rng.normal(0, 0.02, train.shape), 0, 1).astype(np.float32)
+    res, bf = _check_against_brute_force(z, cnt, rho, model, train, (25.0, 30.0, 33.0))
+    assert res.flags[:, 0].sum() > 0                           # the case has near-copies to find
+
+
+def test_no_near_copy_best_is_exact_or_bounded():
+    """Training images unlike every output: no near-copies; the best PSNR is still exact (ladder)
+    or a bound that holds."""
+    model = _model(2, 8, 3, False, seed=3)
+    base, z, cnt, _ = _case(2, 8, 2, seed=5)
+    rng = np.random.default_rng(0)
+    train = rng.random((2, 1, 32, 32)).astype(np.float32)
+    res, bf = _check_against_brute_force(z, cnt, 2, model, train, (25.0, 30.0))
+    assert len(res.latents) == 0
+    assert all(u["exact"] and u["count_low"] == "0" for u in res.union.values())
+
+
+def test_real_latents_equal_brute_force():
+    """A model trained on real MNIST images, their encoded latents, drawn trials, ρ = 1…4."""
+    from fscert.data import load_images
+    from fscert.empirical import DrawConfig, draw_samples
+    from fscert.latents import LatentSet
+    from fscert.training import TrainConfig, train as train_model
+
+    x = load_images("mnist", limit=6)
+    model, _ = train_model(x, AEConfig(latent_channels=2, hidden=32), TrainConfig(epochs=40, finetune_epochs=5,
+                                                                                 batch_size=6, seed=0),
+                           progress=False)
+    model.eval()
+    zt = model.encode(torch.from_numpy(x)).numpy()
+    E = draw_samples(LatentSet(zt), DrawConfig(trials=3, tau=1.02, kappa=0.5, seed=0))
+    checked = 0
+    for rho in (1, 2, 3, 4):
+        if count_reachable(E.latents, rho, E.counts).count > 20_000:
+            continue
+        res, _ = _check_against_brute_force(E.latents, E.counts, rho, model, x, (12.0, 15.0))
+        checked += 1
+    assert checked >= 3
+
+
+def test_intervals_contain_the_truth_when_not_listed():
+    """max_listed = 2 forces the binned intervals: they must contain the brute-force values."""
+    model = _model(2, 8, 3, False, seed=7)
+    base, z, cnt, c = _case(2, 8, 2, seed=11, flips=0.02)
+    train = generated_values(decode_exact(model, base))
+    gammas = (22.0, 30.0)
+    res = near_copy_search(z, cnt, 2, model, train, NearCopyConfig(gammas=gammas, max_listed=2), c.dead_end_mass)
+    bf = brute_force(z, cnt, 2, model, train, gammas)
+    norm = 1 - c.dead_end_mass
+    saw_interval = False
+    for j, g in enumerate(gammas):
+        for t, r in enumerate(res.per_train):
+            truth = bf["per_gamma"][g]["per_t"][t]
+            n, mass = len(truth), sum(truth.values())
+            if r.listed:
+                assert r.count_low[j] == n
+                continue
+            saw_interval = True
+            assert r.count_low[j] <= n <= r.count_high[j]
+            assert r.mass_low[j] / norm <= mass * (1 + 1e-12) and mass <= r.mass_high[j] / norm * (1 + 1e-12)
+        u = res.union[str(int(g))]
+        assert int(u["count_low"]) <= bf["per_gamma"][g]["union_count"] <= int(u["count_high"])
+        assert u["mass_low"] <= bf["per_gamma"][g]["union_mass"] * (1 + 1e-12) <= u["mass_high"] * (1 + 2e-12)
+    assert saw_interval
+
+
+def test_binned_count_is_exact_for_integer_costs():
+    """Costs on the bin grid: the floor and ceil passes agree, and equal the listed paths."""
+    rng = np.random.default_rng(4)
+    z = np.where(rng.random((6, 2, 4, 4)) < 0.5, -1, 1).astype(np.int8)
+    z = np.concatenate([z, np.where(rng.random(z.shape) < 0.1, -z, z)])
+    tables = build_tables(z, 1)
+    lay = make_layout(tables, 0)
+    cost = lambda i, parent, pair, child: (pair % 3).astype(float)            # noqa: E731
+    budget = 8.0
+    g = search(tables, lay, cost, budget)
+    listed = list_paths(g, max_out=10 ** 6)
+    bc = count_binned(g, budget, tables.n_limbs, bins=8)
+    assert bc.count_low <= len(listed.cost) <= bc.count_high
+    # brute force over the full listing
+    full = enumerate_reachable(z, 1, max_images=None)
+    g_all = search(tables, lay, cost, math.inf)
+    every = list_paths(g_all, max_out=10 ** 6)
+    assert np.array_equal(tokens_to_latents(every.tok, tables.shape), full.latents)
+    assert len(listed.cost) == int((every.cost <= budget).sum())
+    assert bc.count_low == bc.count_high == len(listed.cost)
+
+
+def test_interval_contains_a_monte_carlo_estimate():
+    """Too many near-copies to list: the certified mass interval contains the frequency of
+    near-copies among outputs of the empirical sampler (within its 4-sigma band)."""
+    from fscert.experiments_cert import empirical_sampler
+
+    model = _model(3, 8, 3, False, seed=2)
+    base, z, cnt, c = _case(3, 8, 1, seed=21, flips=0.05, max_count=10 ** 15)
+    train = generated_values(decode_exact(model, base[:1]))
+    gamma = 20.0
+    res = near_copy_search(z, cnt, 1, model, train, NearCopyConfig(gammas=(gamma,), max_listed=5), c.dead_end_mass)
+    assert not res.per_train[0].listed                         # the interval path is what is tested
+    u = res.union["20"]
+    assert not u["exact"] and u["mass_high"] - u["mass_low"] < 0.01
+    n = 20_000
+    samples = empirical_sampler(z, 1, cnt)(n, seed=0)
+    imgs = generated_values(decode_exact(model, samples, batch=2048)).reshape(n, -1)
+    sq = ((imgs.astype(np.float64) - train.reshape(1, -1).astype(np.float64)) ** 2).sum(1)
+    est = float((10 * np.log10(imgs.shape[1] / np.maximum(sq, 1e-300)) >= gamma).mean())
+    band = 4 * math.sqrt(max(est * (1 - est), 1e-4) / n)
+    assert u["mass_low"] - band <= est <= u["mass_high"] + band
