@@ -109,7 +109,11 @@ def finetune(model_path, empirical_path, data, limit, split, out, epochs, batch_
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Certificate (HDF5).")
 @click.option("--count-only", is_flag=True, help="Only the exact number of reachable latents.")
 @click.option("--max-images", default=DEFAULTS["max_images"], show_default=True, type=int, callback=positive_int,
-              help="Refuse to list more latents than this (the exact count is still reported).")
+              help="List at most this many latents. Above it, with --model and --train, every training image's "
+                   "near-copies are searched without listing (exact figures or certified intervals); without "
+                   "them, refuse (the exact count is still reported).")
+@click.option("--near-copies-only", is_flag=True,
+              help="Search near-copies without listing every image, whatever the count (needs --model, --train).")
 @max_memory_option("listing, decoding and auditing")
 @click.option("--resume", is_flag=True,
               help="Continue an interrupted run from OUT.partial.h5 (same inputs and options): the result is "
@@ -125,8 +129,8 @@ def finetune(model_path, empirical_path, data, limit, split, out, epochs, batch_
 @click.option("--gamma", "gammas", multiple=True, type=float, help="PSNR threshold γ (repeatable; default 25, 30).")
 @click.option("--batch", default=256, show_default=True, type=int, callback=positive_int, help="Decoding batch size.")
 @click.option("--force", is_flag=True, help="Overwrite --out (and --graph).")
-def enumerate_cmd(latents_path, rho, out, count_only, max_images, max_memory, resume, graph_path, full_support, tau, kappa,
-                  model_path, train_spec, limit, split, gammas, batch, force):
+def enumerate_cmd(latents_path, rho, out, count_only, max_images, near_copies_only, max_memory, resume, graph_path,
+                  full_support, tau, kappa, model_path, train_spec, limit, split, gammas, batch, force):
     """Certify: list every latent the generator can produce with its exact probability
     (DESIGN §6), decode each one and audit it against the training set (DESIGN §7)."""
     from fscert.certificate import write_certificate
@@ -140,12 +144,15 @@ def enumerate_cmd(latents_path, rho, out, count_only, max_images, max_memory, re
         check_output_path(graph_path, force)
     if train_spec and not model_path:
         raise FscertError("--train needs --model (the images to compare are decoded by the model)")
+    if near_copies_only and not (model_path and train_spec):
+        raise FscertError("--near-copies-only needs --model and --train (the near-copies of which images?)")
     E = read_latents(latents_path)
     if limit is None and train_spec and "limit" in E.attrs:
         limit = int(E.attrs["limit"])
     cfg = CertifyConfig(rho=rho, count_only=count_only, max_images=max_images, full_support=full_support,
                         tau=tau, kappa=kappa, gammas=tuple(gammas) or tuple(DEFAULTS["gammas"]),
                         train=train_spec, train_limit=limit, train_split=split, batch=batch,
+                        near_copies_only=near_copies_only,
                         max_memory=gib_to_bytes(max_memory)).validate()
     model = train = None
     if model_path:
@@ -177,7 +184,9 @@ def enumerate_cmd(latents_path, rho, out, count_only, max_images, max_memory, re
     digest = write_certificate(out, cert)
     partial.unlink(missing_ok=True)
     a = cert.attrs
-    click.echo(f"{a['reachable_count']} reachable latents ({a['mode']}, ρ = {rho}), {a['listed_count']} listed, "
+    click.echo(f"{a['reachable_count']} reachable latents ({a['mode']}, ρ = {rho}), {a['listed_count']} listed"
+               + (f", near-copies searched without listing ({len(cert.extra.get('near_latents', ()))} listed)"
+                  if a.get("verdict_scope") == "searched" else "") + ", "
                f"dead-end mass {a['dead_end_mass']:.6g} → {out} (content {digest[:12]})")
     mass = _json_attr(a.get("memorization_mass"))
     if isinstance(mass, dict):

@@ -42,6 +42,8 @@ J = CertifyJob()
               callback=positive_float("gamma"), help="PSNR threshold γ (repeatable).")
 @click.option("--max-images", type=click.IntRange(min=1), default=J.max_images, show_default=True,
               help="List at most this many images; above it the certificate holds the exact count only.")
+@click.option("--near-copies-only", is_flag=True,
+              help="Search every training image's near-copies without listing every image, whatever the count.")
 @max_memory_option("training, listing, decoding and auditing")
 @click.option("--seed", type=int, default=J.seed, show_default=True)
 @click.option("--resume", is_flag=True,

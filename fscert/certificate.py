@@ -68,7 +68,7 @@ if TYPE_CHECKING:
     import h5py
 
 FORMAT = "fscert-certificate"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 DATASETS = ("latents", "prob", "log_prob", "images", "nearest_train", "psnr", "flags", "m_uir")
 
 
@@ -83,6 +83,7 @@ class Certificate:
     psnr: np.ndarray | None = None
     flags: np.ndarray | None = None
     m_uir: np.ndarray | None = None
+    extra: dict[str, np.ndarray] = field(default_factory=dict)    # format 2: the near-copy search (SEARCH_SPEC)
 
     @property
     def gammas(self) -> list[float]:
@@ -93,7 +94,9 @@ class Certificate:
         return int(self.attrs.get("reachable_count", "0"))
 
     def datasets(self) -> dict[str, np.ndarray]:
-        return {k: getattr(self, k) for k in DATASETS if getattr(self, k) is not None}
+        d = {k: getattr(self, k) for k in DATASETS if getattr(self, k) is not None}
+        d.update({k: v for k, v in self.extra.items() if v is not None})
+        return d
 
 
 def latents_sha256(latents: np.ndarray, counts: np.ndarray | None = None) -> str:
@@ -135,6 +138,26 @@ DATASET_SPEC: dict[str, tuple[np.dtype, int]] = {
     "latents": (np.dtype(np.int8), 4), "prob": (np.dtype(np.float64), 1), "log_prob": (np.dtype(np.float64), 1),
     "images": (np.dtype(np.uint8), 4), "nearest_train": (np.dtype(np.int64), 1), "psnr": (np.dtype(np.float64), 1),
     "flags": (np.dtype(np.bool_), 2), "m_uir": (np.dtype(np.bool_), 2)}
+#: format 2: datasets of the near-copy search (fscert.verdict), by row family → (dtype, ndim).
+#: ``near_*``: every listed near-copy (K'); ``pair_*``: every (near-copy, training image) pair
+#: within the smallest γ (P); ``exposure_*`` (S, G) and ``best_*`` (S): per training image;
+#: ``top_*``: the most probable outputs (fscert.probable).
+SEARCH_SPEC: dict[str, dict[str, tuple[np.dtype, int]]] = {
+    "near": {"near_latents": (np.dtype(np.int8), 4), "near_prob": (np.dtype(np.float64), 1),
+             "near_log_prob": (np.dtype(np.float64), 1), "near_images": (np.dtype(np.uint8), 4),
+             "near_nearest_train": (np.dtype(np.int64), 1), "near_psnr": (np.dtype(np.float64), 1),
+             "near_flags": (np.dtype(np.bool_), 2)},
+    "pair": {"pair_row": (np.dtype(np.int64), 1), "pair_train": (np.dtype(np.int64), 1),
+             "pair_psnr": (np.dtype(np.float64), 1)},
+    "train": {"exposure_low": (np.dtype(np.float64), 2), "exposure_high": (np.dtype(np.float64), 2),
+              "exposure_count_low": (np.dtype(np.float64), 2), "exposure_count_high": (np.dtype(np.float64), 2),
+              "best_latents": (np.dtype(np.int8), 4), "best_images": (np.dtype(np.uint8), 4),
+              "best_psnr": (np.dtype(np.float64), 1), "best_exact": (np.dtype(np.bool_), 1),
+              "best_prob": (np.dtype(np.float64), 1)},
+    "top": {"top_latents": (np.dtype(np.int8), 4), "top_prob": (np.dtype(np.float64), 1),
+            "top_log_prob": (np.dtype(np.float64), 1), "top_images": (np.dtype(np.uint8), 4)},
+}
+SEARCH_DATASETS = {name: spec for fam in SEARCH_SPEC.values() for name, spec in fam.items()}
 #: attributes every certificate has (written by :func:`write_certificate` and ``certify``), and their kinds
 REQUIRED_ATTRS = {"format": "str", "format_version": "int", "fscert_version": "str", "content_sha256": "str",
                   "mode": "str", "reachable_count": "decimal", "listed_count": "int", "count_only": "bool"}
@@ -143,7 +166,12 @@ OPTIONAL_ATTRS = {"dead_end_mass": "real", "rho": "real", "tau": "real", "kappa"
                   "latents_sha256": "str", "model_sha256": "str", "train_sha256": "str", "config": "json-object",
                   "gammas": "reals", "uir": "number-map", "uir_weighted": "number-map", "m_uir": "number-map",
                   "m_uir_weighted": "number-map", "memorization_mass": "number-map", "empirical_rows": "int",
-                  "empirical_total": "int", "max_frontier_states": "int", "verdict_scope": "str"}
+                  "empirical_total": "int", "max_frontier_states": "int", "verdict_scope": "str",
+                  # format 2, the near-copy search (fscert.verdict)
+                  "memorization_mass_low": "number-map", "memorization_mass_high": "number-map",
+                  "near_copy_count_low": "json-object", "near_copy_count_high": "json-object",
+                  "near_copy_exact": "json-object", "near_copy_reason": "json-object", "search": "json-object",
+                  "top_k": "int", "top_mass": "real"}
 #: log_prob may exceed 0 by rounding where a renormalised probability is 1
 LOG_PROB_SLACK = 1e-9
 
@@ -177,6 +205,16 @@ def _datasets(src: H5Input, attrs: dict[str, Any]) -> dict[str, "h5py.Dataset"]:
     for name, d in ds.items():
         if d.shape[0] != k:
             raise src.error(f"dataset '{name}' has {d.shape[0]} rows, 'latents' has {k}")
+    for family in SEARCH_SPEC.values():
+        got = {name: src.dataset(name, dt, ndim) for name, (dt, ndim) in family.items()}
+        got = {name: d for name, d in got.items() if d is not None}
+        rows = {d.shape[0] for d in got.values()}
+        if len(rows) > 1:
+            raise src.error(f"datasets {', '.join(sorted(got))} must have the same number of rows, found {sorted(rows)}")
+        for name in ("near_latents", "best_latents", "top_latents", "near_images", "best_images", "top_images"):
+            if name in got and min(got[name].shape[1:]) == 0:
+                raise src.error(f"dataset '{name}' must have non-empty rows, found shape {got[name].shape}")
+        ds.update(got)
     for name in ("latents", "images"):
         if name in ds and min(ds[name].shape[1:]) == 0:
             raise src.error(f"dataset '{name}' must have non-empty rows, found shape {ds[name].shape}")
@@ -198,6 +236,15 @@ def _check_values(label: str, data: dict[str, np.ndarray]) -> None:
                                   f"(values {describe_values(data[name][mask])})")
 
     check_pm1(data["latents"], label)
+    for name in ("near_latents", "best_latents", "top_latents"):
+        if name in data and len(data[name]):
+            real = data[name] if name != "best_latents" or "best_exact" not in data else data[name][data["best_exact"]]
+            check_pm1(real, label)
+    for name in ("near_prob", "top_prob", "exposure_low", "exposure_high"):
+        if name in data:
+            mask = ~((data[name] >= 0) & (data[name] <= 1)) & ~np.isnan(data[name])
+            if mask.any():
+                raise bad(name, "probabilities in [0, 1] (or NaN: unknown)", mask)
     prob = data["prob"]
     mask = ~((prob >= 0) & (prob <= 1))                      # NaN fails both comparisons
     if mask.any():
@@ -231,10 +278,11 @@ def read_certificate(path: str | os.PathLike) -> Certificate:
     with h5_input(p, label, missing=f"certificate not found: {p}") as src:
         attrs = src.attrs()
         _check_attrs(src, attrs)
-        data = {name: src.read(d).astype(DATASET_SPEC[name][0], copy=False)
-                for name, d in _datasets(src, attrs).items()}
+        spec = {**DATASET_SPEC, **SEARCH_DATASETS}
+        data = {name: src.read(d).astype(spec[name][0], copy=False) for name, d in _datasets(src, attrs).items()}
     _check_values(label, data)
-    return Certificate(attrs=attrs, **data)
+    extra = {name: data.pop(name) for name in list(data) if name in SEARCH_DATASETS}
+    return Certificate(attrs=attrs, extra=extra, **data)
 
 
 def attr_json(cert: Certificate, key: str, default: Any = None) -> Any:

@@ -40,6 +40,8 @@ class CertifyConfig:
     train_limit: int | None = None    # first N images of DATA
     train_split: str = "train"
     batch: int = 256
+    near_copies_only: bool = False    # search near-copies without listing, whatever the count (fscert.verdict)
+    search: bool = True               # above max_images, with a model and training images: search instead of refusing
 
     def validate(self) -> "CertifyConfig":
         if not isinstance(self.rho, (int, np.integer)) or self.rho < 0:
@@ -92,11 +94,14 @@ def _nan(v: float | None) -> float:
 
 
 def list_latents(E: LatentSet, cfg: CertifyConfig, progress: bool = False,
-                 guard: Callable[[int], None] | None = None) -> Certificate:
+                 guard: Callable[[int], None] | None = None, searchable: bool = False) -> Certificate:
     """The latent part of a certificate (datasets latents/prob/log_prob, count attributes).
 
     ``guard(count)`` is called with the exact count before anything is listed; it raises to
-    refuse (default: the memory of the listing alone against ``cfg.max_memory``)."""
+    refuse (default: the memory of the listing alone against ``cfg.max_memory``). With
+    ``searchable`` (a model and training images are given), a count above ``max_images`` (or
+    ``near_copies_only``) returns an empty listing with ``verdict_scope`` "searched" for
+    :func:`fscert.verdict.add_search_verdict` instead of raising :class:`TooManyImages`."""
     from .enumeration import build_tables, forward, list_from_tables, TooManyImages
     from .latents import validate_latents
 
@@ -139,6 +144,9 @@ def list_latents(E: LatentSet, cfg: CertifyConfig, progress: bool = False,
     if cfg.count_only:
         attrs["listed_count"] = 0
         return empty
+    if searchable and (cfg.near_copies_only or (cfg.max_images is not None and res.count > cfg.max_images)):
+        attrs.update(listed_count=0, verdict_scope=SCOPE_SEARCHED)      # the near-copy search takes over
+        return empty
     if cfg.max_images is not None and res.count > cfg.max_images:
         raise TooManyImages(res.count, cfg.max_images)
     if guard is not None:
@@ -180,9 +188,10 @@ def check_inputs(latent_shape: tuple, model: Any = None, train: np.ndarray | Non
 
 
 def add_images(cert: Certificate, model: Any, batch: int = 256, progress: bool = False) -> None:
-    from .autoencoder import decode_batched
+    """The canonical images of the listed latents (float64 decode, :func:`fscert.blocks.decode_exact`)."""
+    from .blocks import decode_exact
 
-    cert.images = decode_batched(model, cert.latents, batch=batch, progress=progress) if len(cert.latents) else \
+    cert.images = decode_exact(model, cert.latents, batch=batch, progress=progress) if len(cert.latents) else \
         np.zeros((0, model.config.image_channels, model.config.image_size, model.config.image_size), np.uint8)
 
 
@@ -230,97 +239,9 @@ def add_metrics(cert: Certificate, train: np.ndarray, gammas: tuple[float, ...])
                       verdict_scope=scope)
 
 
-# ----------------------------------------------------------------------------- verdict scope
-#
-# What a certificate's memorization figures (UIR, M-UIR, near-copies, memorization mass)
-# cover. Every reader (the CLI, summary.json, the HTML report) words them with
-# :func:`verdict_words`, so that the wording lives here. To add a scope (e.g. a near-copy
-# search that bounds the figures without listing): a constant, a words function in
-# ``_VERDICT_WORDS`` (it may read per-γ [lower, upper] attributes), and the writer that sets it.
-
-SCOPE_COMPLETE = "complete"            # every reachable image listed (and, with a model and training images, checked)
-SCOPE_NOT_EXAMINED = "not-examined"    # counted only, or listed in part: no image's verdict covers the whole set
-#: per-γ JSON maps that hold figures (null where the scope gives no number)
-VERDICT_MAPS = ("uir", "uir_weighted", "m_uir", "m_uir_weighted", "memorization_mass")
-
-
-def listing_scope(attrs: dict, listed: int | None = None) -> str:
-    """"complete" when the listing holds every reachable image, else "not-examined".
-
-    From ``count_only``, ``listed_count`` (default ``listed``) and ``reachable_count``; a
-    listing may exceed the reachable count (full support lists latents of probability 0)."""
-    if attrs.get("count_only"):
-        return SCOPE_NOT_EXAMINED
-    n, reach = attrs.get("listed_count", listed), attrs.get("reachable_count")
-    if reach is None:                                 # nothing claims more than what is listed
-        return SCOPE_COMPLETE
-    try:
-        return SCOPE_COMPLETE if n is not None and int(n) >= int(str(reach)) else SCOPE_NOT_EXAMINED
-    except ValueError:
-        return SCOPE_NOT_EXAMINED
-
-
-def verdict_scope(attrs: dict) -> str:
-    """The certificate's ``verdict_scope`` (derived from the listing for files written before it
-    existed); a file that claims "complete" without listing every reachable image is "not-examined"."""
-    listed = listing_scope(attrs)
-    stored = attrs.get("verdict_scope")
-    if stored is None or (stored == SCOPE_COMPLETE and listed != SCOPE_COMPLETE):
-        return listed
-    return str(stored)
-
-
-def has_figures(attrs: dict) -> bool:
-    """Whether the per-γ figures are exact numbers about every reachable image."""
-    return verdict_scope(attrs) == SCOPE_COMPLETE
-
-
-def verdict_words(attrs: dict, gamma: float) -> str:
-    """What the certificate says about memorization at threshold γ, in words (one line, no "γ = …" prefix)."""
-    scope = verdict_scope(attrs)
-    words = _VERDICT_WORDS.get(scope)
-    if words is None:
-        from . import __version__
-
-        return (f"UIR, M-UIR, near-copies and memorization mass NOT SHOWN — the certificate's verdict scope "
-                f"'{scope}' is unknown to fscert {__version__} (written by a newer fscert?)")
-    return words(attrs, float(gamma))
-
-
-def _count_words(count: Any) -> str:
-    s = str(count)
-    return f"{int(s):.3g}" if s.isdigit() and len(s) > 9 else s
-
-
-def _complete_words(attrs: dict, gamma: float) -> str:
-    return (f"complete — every one of the {_count_words(attrs.get('reachable_count'))} reachable images was "
-            f"decoded and compared with the training images")
-
-
-def _not_examined_words(attrs: dict, gamma: float) -> str:
-    reach = str(attrs.get("reachable_count", "?"))
-    try:
-        listed = int(attrs.get("listed_count", 0) or 0)
-    except (TypeError, ValueError):
-        listed = 0
-    if listed == 0:
-        what = f"{_count_words(reach)} reachable images were counted, none was decoded or compared"
-    else:
-        what = f"only {listed} of the {_count_words(reach)} reachable images were listed, so no figure covers them all"
-    try:
-        raw = attrs.get("config") or "{}"
-        cfg = CertifyConfig.from_json(raw if isinstance(raw, (str, dict)) else "{}")
-        limited = cfg.max_images is not None and reach.isdigit() and int(reach) > cfg.max_images
-        hint = f"use a larger --max-images than {cfg.max_images}" if limited else "run without --count-only"
-    except (TypeError, ValueError, RecursionError):
-        hint = "use a larger --max-images"
-    return f"UIR, M-UIR, near-copies and memorization mass NOT EXAMINED — {what} ({hint} to list and check them)"
-
-
-_VERDICT_WORDS: dict[str, Callable[[dict, float], str]] = {
-    SCOPE_COMPLETE: _complete_words,
-    SCOPE_NOT_EXAMINED: _not_examined_words,
-}
+# the verdict scope and its words live in fscert.verdict (re-exported here)
+from .verdict import (SCOPE_COMPLETE, SCOPE_NOT_EXAMINED, SCOPE_SEARCHED, SEARCH_MAPS, VERDICT_MAPS,  # noqa: E402
+                      has_figures, listing_scope, verdict_scope, verdict_words)
 
 
 def certify(inputs: Inputs, cfg: CertifyConfig, progress: bool = False,
@@ -350,8 +271,11 @@ def certify(inputs: Inputs, cfg: CertifyConfig, progress: bool = False,
         train = inputs.train if inputs.model is not None else None
         plan_listing(count, E.latents.shape[1:], inputs.model, train, len(cfg.gammas)).check(cfg.max_memory, log)
 
+    searchable = inputs.model is not None and inputs.train is not None and cfg.search and not cfg.full_support
     if cert is None:
-        cert = list_latents(E, cfg, progress=progress, guard=guard)
+        cert = list_latents(E, cfg, progress=progress, guard=guard, searchable=searchable)
+        if cert.attrs.get("verdict_scope") == SCOPE_SEARCHED:
+            ckpt = None                                   # nothing to decode row by row: no checkpoint
         train_hash = data_sha256(np.asarray(inputs.train)) if inputs.train is not None and inputs.model is not None else ""
         cert.attrs.update(model_sha256=model_hash, train_sha256=train_hash, config=cfg.to_json(),
                           empirical_rows=int(len(E.latents)),
@@ -364,7 +288,15 @@ def certify(inputs: Inputs, cfg: CertifyConfig, progress: bool = False,
             ckpt.start(cert)
     elif not cfg.count_only:
         guard(len(cert.latents))
-    if inputs.model is not None:
+    if cert.attrs.get("verdict_scope") == SCOPE_SEARCHED:
+        from .verdict import add_search_verdict
+
+        if log is not None:
+            log(f"{cert.attrs['reachable_count']} reachable images: searching every training image's near-copies "
+                "without listing them")
+        add_search_verdict(cert, E.latents, E.counts, inputs.model, inputs.train, cfg,
+                           float(cert.attrs["dead_end_mass"]), progress=progress)
+    elif inputs.model is not None:
         _decode_into(cert, inputs.model, n_done, cfg.batch, ckpt, progress)
         if inputs.train is not None:
             add_metrics(cert, inputs.train, tuple(float(g) for g in cfg.gammas))
@@ -379,13 +311,13 @@ def _decode_into(cert: Certificate, model: Any, start: int, batch: int, ckpt: "_
     """Decode the listed latents from row ``start`` on, saving each chunk to the checkpoint."""
     from tqdm import tqdm
 
-    from .autoencoder import decode_batched
+    from .blocks import decode_exact
 
     k = len(cert.latents)
     chunk = 4 * batch                                 # rows decoded between checkpoint saves
     for lo in tqdm(range(start, k, chunk), desc="decode", unit="chunk", disable=not progress, leave=False):
         hi = min(k, lo + chunk)
-        cert.images[lo:hi] = decode_batched(model, cert.latents[lo:hi], batch=batch)
+        cert.images[lo:hi] = decode_exact(model, cert.latents[lo:hi], batch=batch)
         if ckpt is not None:
             ckpt.save_images(cert.images, lo, hi)
 
@@ -490,8 +422,16 @@ def verify(cert: Certificate, latents: LatentSet | None = None, model: Any = Non
         h = latents_sha256(latents.latents, latents.counts)
         if h != a.get("latents_sha256"):
             diffs.append(f"latents_sha256: certificate {a.get('latents_sha256')}, latents file {h}")
+        searched = a.get("verdict_scope") == SCOPE_SEARCHED
+        redo_cfg = cfg
+        if searched and (model is None or train is None):          # the search needs both: check the count
+            redo_cfg = CertifyConfig.from_json(cfg.to_json())
+            redo_cfg.count_only = True
         try:
-            redo = certify(Inputs(latents, model, train if model is not None else None), cfg, progress=progress)
+            redo = certify(Inputs(latents, model, train if model is not None else None), redo_cfg, progress=progress)
+            if redo_cfg is not cfg:
+                redo.attrs.update(count_only=a.get("count_only"), listed_count=a.get("listed_count"),
+                                  verdict_scope=a.get("verdict_scope"))
         except FscertError as e:
             return diffs + [f"re-enumeration failed: {e}"]
         for key in ("mode", "reachable_count", "listed_count", "count_only", "dead_end_mass", "rho", "verdict_scope"):
@@ -504,8 +444,19 @@ def verify(cert: Certificate, latents: LatentSet | None = None, model: Any = Non
         redo = Certificate(cert.latents, cert.prob, {key: a[key] for key in ("count_only", "listed_count", "reachable_count")
                                                      if key in a}, log_prob=cert.log_prob)
         add_images(redo, model, batch=cfg.batch, progress=progress)
-        if train is not None:
+        if train is not None and a.get("verdict_scope") != SCOPE_SEARCHED:
             add_metrics(redo, train, tuple(cert.gammas) or tuple(cfg.gammas))
+        elif a.get("verdict_scope") == SCOPE_SEARCHED:
+            from .blocks import decode_exact
+
+            redo.images = cert.images
+            for name in ("near", "best", "top"):
+                lat = cert.extra.get(f"{name}_latents")
+                if lat is not None and f"{name}_images" in cert.extra:
+                    ok = cert.extra["best_exact"] if name == "best" else np.ones(len(lat), bool)
+                    img = np.zeros_like(cert.extra[f"{name}_images"])
+                    img[ok] = decode_exact(model, lat[ok]) if ok.any() else img[ok]
+                    redo.extra[f"{name}_images"] = img
     assert redo is not None
     names = ["latents", "prob", "log_prob"] if latents is not None else []
     if model is not None:
@@ -516,8 +467,15 @@ def verify(cert: Certificate, latents: LatentSet | None = None, model: Any = Non
         mine, theirs = getattr(cert, name), getattr(redo, name)
         if not _same_array(mine, theirs):
             diffs.append(f"dataset {name}: {_describe(mine, theirs)}")
-    if model is not None and train is not None:
-        for key in VERDICT_MAPS:
+    full_search = latents is not None and model is not None and train is not None
+    for name in sorted(set(cert.extra) | set(redo.extra)):          # the near-copy search (format 2)
+        if full_search or name in redo.extra:
+            mine, theirs = cert.extra.get(name), redo.extra.get(name)
+            if not _same_array(mine, theirs):
+                diffs.append(f"dataset {name}: {_describe(mine, theirs)}")
+    if model is not None and train is not None and (latents is not None or a.get("verdict_scope") != SCOPE_SEARCHED):
+        keys = VERDICT_MAPS + (SEARCH_MAPS if a.get("verdict_scope") == SCOPE_SEARCHED else ())
+        for key in keys:
             if attr_json(cert, key) != attr_json(redo, key):
                 diffs.append(f"{key}: certificate {a.get(key)}, recomputed {redo.attrs.get(key)}")
     return diffs

@@ -287,6 +287,12 @@ class NearCopyResult:
     union: dict[str, Any] = field(default_factory=dict)
     ties: int = 0
     windows_decoded: int = 0
+    images: np.ndarray | None = None     # uint8 (K, C, H, W): canonical images of ``latents``
+    searcher: Any = None                 # the NearCopySearch (its decoded blocks)
+
+    def images_of(self, latents: np.ndarray) -> np.ndarray:
+        """Canonical images of any reachable latents, from the search's decoded blocks."""
+        return self.searcher.images(latents)
 
 
 def _renorm(raw: float, dead: float) -> float:
@@ -303,10 +309,14 @@ def near_copy_search(latents: np.ndarray, counts: np.ndarray | None, rho: int, m
     idx = list(range(len(train))) if train_indices is None else list(train_indices)
     per = [s.run_one(t) for t in tqdm(idx, desc="near-copies", unit="image", disable=not progress, leave=False)]
     res = merge(per, s.gammas, dead_end_mass, s.tables.shape, s.dec)
+    res.searcher = s
+    c = model.config
+    res.images = s.images(res.latents) if len(res.latents) else \
+        np.zeros((0, c.image_channels, c.image_size, c.image_size), np.uint8)
     if len(res.latents):
         from .metrics import nearest_train
 
-        images = generated_values(s.images(res.latents))
+        images = generated_values(res.images)
         nn_idx, nn_psnr = nearest_train(images.reshape(len(images), -1), s.train.reshape(len(s.train), -1))
         res.nearest_train, res.psnr = np.asarray(nn_idx, np.int64), np.asarray(nn_psnr, np.float64)
         res.flags = res.psnr[:, None] >= np.asarray(s.gammas, np.float64)[None, :]

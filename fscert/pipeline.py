@@ -49,6 +49,7 @@ class CertifyJob:
     rho: int = int(DEFAULTS["rho_certify"])
     draw_finetune_epochs: int = 150
     max_images: int = int(DEFAULTS["max_images"])
+    near_copies_only: bool = False
     max_memory_gib: float | None = None   # None: ¾ of the machine's memory
     gammas: tuple[float, ...] = tuple(DEFAULTS["gammas"])
     seed: int = int(DEFAULTS["seed"])
@@ -116,7 +117,8 @@ def run_certify(job: CertifyJob, out: str | Path, force: bool = False, progress:
     dcfg = DrawConfig(trials=job.trials, tau=job.tau, kappa=job.kappa, seed=job.seed).validate()
     max_memory = None if job.max_memory_gib is None else int(job.max_memory_gib * 2**30)
     ccfg = CertifyConfig(rho=job.rho, max_images=job.max_images, gammas=tuple(job.gammas), train=str(job.data),
-                         train_limit=job.n_train, train_split=job.split, max_memory=max_memory)
+                         train_limit=job.n_train, train_split=job.split, max_memory=max_memory,
+                         near_copies_only=job.near_copies_only)
     ccfg.validate()
 
     work = partial_dir(out)
@@ -263,7 +265,8 @@ def make_summary(cert, z_train: np.ndarray, job: CertifyJob, audit_res: dict | N
 
     keys = {row.tobytes() for row in z_train}
     copies = int(sum(l.tobytes() in keys for l in cert.latents))
-    exact = has_figures(cert.attrs)
+    searched = verdict_scope(cert.attrs) == "searched"
+    exact = has_figures(cert.attrs) or searched           # searched: the maps hold proven figures or null
     gk = [gamma_key(g) for g in cert.gammas]
 
     def figures(name: str) -> dict:
@@ -282,15 +285,51 @@ def make_summary(cert, z_train: np.ndarray, job: CertifyJob, audit_res: dict | N
          "seconds": round(seconds, 1),
          "verdict_scope": verdict_scope(cert.attrs),
          "verdict": {k: verdict_words(cert.attrs, g) for k, g in zip(gk, cert.gammas)}}
+    if searched:
+        s.update(search_summary(cert))
     if audit_res:
         s["authpct"] = audit_res.get("authpct")
         s["audit"] = "audit.json"
     else:
         s["audit"] = None
-        s["audit_absent"] = ("no audit.json: nothing was listed (the certificate only counts the reachable images), "
+        s["audit_absent"] = ("no audit.json: the reachable images were searched for near-copies without listing "
+                             "them (see the verdict above and the report), so there is no list of images to audit"
+                             if searched else
+                             "no audit.json: nothing was listed (the certificate only counts the reachable images), "
                              "so no generated image was compared with the training images"
                              if not len(cert.latents) else "no audit.json: the audit was not run")
     return s
+
+
+def search_summary(cert) -> dict:
+    """The near-copy search in summary.json: per γ the union as [low, high], exact or not, and the
+    training images most exposed (highest probability that an output is within γ of them)."""
+    from .audit import gamma_key
+    from .certificate import attr_json
+
+    x = cert.extra
+    out: dict = {"near_copies_listed": int(len(x.get("near_latents", ()))),
+                 "near_copy_count": {}, "memorization_mass_interval": {}, "near_copy_exact": {}, "most_exposed": {}}
+    lo, hi = attr_json(cert, "near_copy_count_low", {}), attr_json(cert, "near_copy_count_high", {})
+    mlo, mhi = attr_json(cert, "memorization_mass_low", {}), attr_json(cert, "memorization_mass_high", {})
+    ex = attr_json(cert, "near_copy_exact", {})
+    for j, g in enumerate(cert.gammas):
+        k = gamma_key(g)
+        out["near_copy_count"][k] = [lo.get(k), hi.get(k)]
+        out["memorization_mass_interval"][k] = [mlo.get(k), mhi.get(k)]
+        out["near_copy_exact"][k] = ex.get(k)
+        if "exposure_low" in x:
+            e = x["exposure_low"][:, j]
+            top = np.argsort(-e, kind="stable")[:5]
+            out["most_exposed"][k] = [{"train_index": int(t), "exposure_low": float(e[t]),
+                                       "exposure_high": float(x["exposure_high"][t, j])} for t in top if e[t] > 0]
+    if "best_psnr" in x:
+        bp, be = x["best_psnr"], x["best_exact"]
+        top = int(np.argmax(np.where(be, bp, -np.inf))) if be.any() else None
+        out["best_psnr"] = {"exact_for": int(be.sum()), "bounded_for": int((~be).sum()),
+                            "max": float(bp[top]) if top is not None else None, "max_train_index": top,
+                            "median_exact": float(np.median(bp[be])) if be.any() else None}
+    return out
 
 
 def summary_lines(s: dict) -> list[str]:
@@ -298,6 +337,9 @@ def summary_lines(s: dict) -> list[str]:
     if exact or s["listed"]:
         lines = [f"reachable images: {s['reachable']} (listed {s['listed']}; "
                  f"{s['training_latents_listed']} are training latents)"]
+    elif s.get("verdict_scope") == "searched":
+        lines = [f"reachable images: {s['reachable']} (too many to list: every training image's near-copies were "
+                 f"searched without listing; {s.get('near_copies_listed', 0)} near-copies listed)"]
     else:
         lines = [f"reachable images: {s['reachable']} (counted only: none listed)"]
     for g in s["uir"] or {}:
@@ -307,6 +349,19 @@ def summary_lines(s: dict) -> list[str]:
                          f"memorization mass {float(s['memorization_mass'].get(g, float('nan'))):.4f}")
         else:
             lines.append(f"γ = {g} dB: {(s.get('verdict') or {}).get(g, 'figures NOT EXAMINED')}")
+    for g, rows in (s.get("most_exposed") or {}).items():
+        if rows:
+            r = rows[0]
+            span = (f"{r['exposure_low']:.4g}" if r["exposure_low"] == r["exposure_high"]
+                    else f"[{r['exposure_low']:.4g}, {r['exposure_high']:.4g}]")
+            lines.append(f"γ = {g} dB: most exposed training image #{r['train_index']} is reproduced with "
+                         f"probability {span}")
+    b = s.get("best_psnr")
+    if b and b.get("max") is not None:
+        lines.append(f"closest any output comes to a training image: {b['max']:.2f} dB (training image "
+                     f"#{b['max_train_index']}, exact); median over the {b['exact_for']} training images with an "
+                     f"exact best: {b['median_exact']:.2f} dB"
+                     + (f"; {b['bounded_for']} more are only bounded" if b["bounded_for"] else ""))
     lines.append(f"dead-end mass: {s['dead_end_mass']:.4f}")
     if s.get("audit_absent"):
         lines.append(s["audit_absent"])

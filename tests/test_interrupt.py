@@ -318,7 +318,7 @@ def test_enumerate_interrupted_while_decoding_resumes_to_an_identical_certificat
     """Signal the command once two chunks of images are decoded and checkpointed (of 134, seconds
     of work): Ctrl-C ends it cleanly and keeps the checkpoint; after SIGKILL, `enumerate --resume`
     decodes only the rest and gives the certificate of the uninterrupted run, byte for byte."""
-    import fscert.autoencoder
+    import fscert.blocks
     from fscert.certificate import read_certificate
 
     total = len(read_certificate(inputs / "ref.h5").latents)
@@ -339,8 +339,8 @@ def test_enumerate_interrupted_while_decoding_resumes_to_an_identical_certificat
     assert done < total
     record(request, "leftovers_after_sigkill", leftovers(work, "c.h5"))
     record(request, "checkpoint_rows_after_sigkill", done)       # -1: killed while writing it
-    real, rows = fscert.autoencoder.decode_batched, []
-    monkeypatch.setattr(fscert.autoencoder, "decode_batched", lambda m, z, **k: rows.append(len(z)) or real(m, z, **k))
+    real, rows = fscert.blocks.decode_exact, []
+    monkeypatch.setattr(fscert.blocks, "decode_exact", lambda m, z, **k: rows.append(len(z)) or real(m, z, **k))
     r = invoke(*enum_args(work), "--out", work / "c.h5", "--resume")
     assert r.exit_code == 0, r.output
     assert "Traceback" not in r.output and "starting from the beginning" not in r.output
@@ -356,7 +356,7 @@ def test_resume_from_a_checkpoint_cut_short_starts_again(work, cut, monkeypatch)
     import h5py
     import torch
 
-    import fscert.autoencoder
+    import fscert.blocks
     from fscert.autoencoder import AEConfig, LocalAutoencoder
     from fscert.certify import CertifyConfig, Inputs, certify
     from fscert.data import load_images
@@ -369,7 +369,7 @@ def test_resume_from_a_checkpoint_cut_short_starts_again(work, cut, monkeypatch)
                     load_images("mnist", limit=N_TRAIN))
     cfg = CertifyConfig(rho=2, train="mnist", train_limit=N_TRAIN, batch=1)
     ref = certify(inputs, cfg)
-    real, rows = fscert.autoencoder.decode_batched, []
+    real, rows = fscert.blocks.decode_exact, []
 
     def decode(m, z, **k):
         rows.append(len(z))
@@ -378,7 +378,7 @@ def test_resume_from_a_checkpoint_cut_short_starts_again(work, cut, monkeypatch)
         return real(m, z, **k)
 
     ck = work / "c.h5.partial.h5"
-    monkeypatch.setattr(fscert.autoencoder, "decode_batched", decode)
+    monkeypatch.setattr(fscert.blocks, "decode_exact", decode)
     with pytest.raises(KeyboardInterrupt):
         certify(inputs, cfg, checkpoint=ck)
     data = ck.read_bytes()
@@ -392,7 +392,7 @@ def test_resume_from_a_checkpoint_cut_short_starts_again(work, cut, monkeypatch)
         with h5py.File(ck, "a") as f:
             del f.attrs["n_done"]
     rows.clear()
-    monkeypatch.setattr(fscert.autoencoder, "decode_batched", lambda m, z, **k: rows.append(len(z)) or real(m, z, **k))
+    monkeypatch.setattr(fscert.blocks, "decode_exact", lambda m, z, **k: rows.append(len(z)) or real(m, z, **k))
     got = certify(inputs, cfg, checkpoint=ck)
     assert sum(rows) == len(ref.latents)                                         # started again
     for name, arr in ref.datasets().items():

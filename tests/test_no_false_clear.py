@@ -231,22 +231,26 @@ def certify_run(tmp_path_factory):
     return out, r.output
 
 
-def test_certify_above_max_images_says_not_examined(certify_run):
+def test_certify_above_max_images_searches_instead(certify_run):
+    """Above --max-images, certify searches every training image's near-copies without listing:
+    the figures are proven (exact or certified intervals) and worded as such, never a bare 0."""
     out, output = certify_run
     cert = read_certificate(out / "cert.h5")
-    assert_no_figures(cert)
-    assert cert.attrs["count_only"] and not (out / "audit.json").exists()
-    words = verdict_words(cert.attrs, 25.0)
-    assert not_examined(words) and "--max-images than 1" in words
-    assert f"γ = 25 dB: {words}" in output and "no audit.json" in output
-    assert not FALSE_CLEAR.search(output), output
+    assert cert.attrs["verdict_scope"] == "searched" and not cert.attrs["count_only"]
+    assert cert.attrs["listed_count"] == 0 and not (out / "audit.json").exists()
+    exact = attr_json(cert, "near_copy_exact")
+    for g in (25.0, 30.0):
+        words = verdict_words(cert.attrs, g)
+        assert words.startswith("searched every one of the") and f"γ = {g:g} dB: {words}" in output
+        k = str(int(g))
+        mass = attr_json(cert, "memorization_mass")[k]
+        assert (mass is not None) == exact[k]                  # a number only where it is proven
+        assert "(exact)" in words if exact[k] else "certified interval" in words
     s = json.loads((out / "summary.json").read_text())
-    for key in ("near_copies", "uir", "m_uir", "memorization_mass"):
-        assert s[key] == {"25": None, "30": None}, key
-    assert s["verdict_scope"] == SCOPE_NOT_EXAMINED and s["verdict"]["25"] == words
-    assert s["audit"] is None and "nothing was listed" in s["audit_absent"]
-    html, rs = report_parts(out / "report")
-    assert_report_not_examined(html, rs, 2)
+    assert s["verdict_scope"] == "searched" and s["verdict"]["25"] == verdict_words(cert.attrs, 25.0)
+    assert s["audit"] is None and "searched for near-copies" in s["audit_absent"]
+    html = (out / "report" / "index.html").read_text()
+    assert "searched every one of the" in html
 
 
 def test_certify_count_only_certificate_verifies(certify_run):

@@ -121,7 +121,7 @@ def check_certificate(c: Certificate) -> None:
         arr = getattr(c, name)
         if arr is not None:
             assert arr.dtype == np.bool_ and arr.shape == (k, len(gammas)), name
-    assert a["format"] == FORMAT and a["format_version"] == 1
+    assert a["format"] == FORMAT and a["format_version"] in (1, 2)
     for key in ("fscert_version", "content_sha256", "mode"):
         assert isinstance(a[key], str), key
     assert isinstance(a["reachable_count"], str) and a["reachable_count"].isdigit()
@@ -582,7 +582,7 @@ def test_certificate_semantics(tmp_path):
     refused(read_certificate, variant("reach", reachable_count="10**40"), "reachable_count")
     refused(read_certificate, variant("cfg", config="[1, 2]"), "config")
     refused(read_certificate, variant("uir", uir='{"20": "high"}'), "uir")
-    for key, value, match in [("format_version", 2, "format 2"), ("format_version", 0, "version 0"),
+    for key, value, match in [("format_version", 3, "format 3"), ("format_version", 0, "version 0"),
                               ("format_version", "1", "format_version"), ("format", "other", "not an fscert"),
                               ("fscert_version", 3, "fscert_version")]:
         path = variant("attr")
