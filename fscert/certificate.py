@@ -171,7 +171,7 @@ OPTIONAL_ATTRS = {"dead_end_mass": "real", "rho": "real", "tau": "real", "kappa"
                   "memorization_mass_low": "number-map", "memorization_mass_high": "number-map",
                   "near_copy_count_low": "json-object", "near_copy_count_high": "json-object",
                   "near_copy_exact": "json-object", "near_copy_reason": "json-object", "search": "json-object",
-                  "top_k": "int", "top_mass": "real"}
+                  "top_k": "int", "top_mass": "real", "top_note": "str"}
 #: log_prob may exceed 0 by rounding where a renormalised probability is 1
 LOG_PROB_SLACK = 1e-9
 

@@ -42,6 +42,7 @@ class CertifyConfig:
     batch: int = 256
     near_copies_only: bool = False    # search near-copies without listing, whatever the count (fscert.verdict)
     search: bool = True               # above max_images, with a model and training images: search instead of refusing
+    top_k: int = 100                  # searched certificates: the k most probable outputs (fscert.probable)
 
     def validate(self) -> "CertifyConfig":
         if not isinstance(self.rho, (int, np.integer)) or self.rho < 0:

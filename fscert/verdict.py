@@ -211,6 +211,7 @@ def add_search_verdict(cert, latents: np.ndarray, counts: np.ndarray | None, mod
         maps["mass"][k] = float(u["mass_low"]) if u["exact"] else None
         maps["uir"][k] = (1.0 - int(u["count_low"]) / reach) if u["exact"] and reach else None
         maps["uir_w"][k] = (1.0 - float(u["mass_low"])) if u["exact"] else None
+    top_attrs = _add_top(cert, res, latents, counts, cfg, dead_end_mass)
     unresolved = [r.index for r in per if r.reason.startswith("search too large")]
     cert.attrs.update(
         gammas=np.asarray(gammas, np.float64), verdict_scope=SCOPE_SEARCHED,
@@ -223,4 +224,25 @@ def add_search_verdict(cert, latents: np.ndarray, counts: np.ndarray | None, mod
         search=json.dumps({"max_listed_per_training_image": ncfg.max_listed, "bins": ncfg.bins,
                            "windows_decoded": int(res.windows_decoded), "rounding_ties": int(res.ties),
                            "unresolved_training_images": unresolved,
-                           "windows_from_E": bool(cfg.rho >= model.config.receptive_field - 1)}))
+                           "windows_from_E": bool(cfg.rho >= model.config.receptive_field - 1)}), **top_attrs)
+
+
+def _add_top(cert, res, latents: np.ndarray, counts: np.ndarray | None, cfg, dead_end_mass: float) -> dict:
+    """The ``top_k`` most probable outputs (fscert.probable), exact, with their canonical images."""
+    from .enumeration import build_tables
+    from .probable import most_probable
+    from .search import SearchTooLarge
+
+    k = int(getattr(cfg, "top_k", 100) or 0)
+    if k <= 0:
+        return {}
+    try:
+        top = most_probable(build_tables(latents, cfg.rho, counts), k, dead_end_mass)
+    except SearchTooLarge as e:
+        return {"top_note": f"most probable outputs not computed: {e}"}
+    n = top.n_exact if not top.exact else len(top.latents)       # only the proven prefix is stored
+    lat = np.ascontiguousarray(top.latents[:n], np.int8)
+    cert.extra.update(top_latents=lat, top_prob=np.asarray(top.prob[:n], np.float64),
+                      top_log_prob=np.asarray(top.log_prob[:n], np.float64), top_images=res.images_of(lat))
+    return {"top_k": int(n), "top_mass": float(math.fsum(top.prob[:n])),
+            **({"top_note": top.note} if not top.exact else {})}
