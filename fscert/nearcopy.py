@@ -320,7 +320,28 @@ def near_copy_search(latents: np.ndarray, counts: np.ndarray | None, rho: int, m
         nn_idx, nn_psnr = nearest_train(images.reshape(len(images), -1), s.train.reshape(len(s.train), -1))
         res.nearest_train, res.psnr = np.asarray(nn_idx, np.int64), np.asarray(nn_psnr, np.float64)
         res.flags = res.psnr[:, None] >= np.asarray(s.gammas, np.float64)[None, :]
+        unlisted = [r.index for r in per if not r.listed]
+        if unlisted:                                 # listed near-copies also near an unlisted image
+            psnr = _psnr_matrix(images, s.train[unlisted])
+            overlap = {t: [(int((psnr[:, i] >= g).sum()), float(res.prob[psnr[:, i] >= g].sum())) for g in s.gammas]
+                       for i, t in enumerate(unlisted)}
+            res.union = _union(per, s.gammas, res.flags, res.prob, dead_end_mass, overlap)
+    res.ties, res.windows_decoded = s.dec.ties, s.dec.decoded
     return res
+
+
+def _psnr_matrix(gen: np.ndarray, train: np.ndarray, pairs: int = 1 << 22) -> np.ndarray:
+    """Exact PSNR (the metrics' float64 sums) of every generated row to every given training row,
+    in blocks of at most ``pairs`` pairs."""
+    from .metrics import pairwise_psnr
+
+    g = gen.reshape(len(gen), -1)
+    t = np.asarray(train, np.float32).reshape(len(train), -1)
+    out = np.empty((len(g), len(t)))
+    step = max(1, pairs // max(1, len(t)))
+    for lo in range(0, len(g), step):
+        out[lo:lo + step] = pairwise_psnr(g[lo:lo + step], t)
+    return out
 
 
 def merge(per: list[TrainResult], gammas: tuple[float, ...], dead: float, shape, dec: BlockDecoder | None = None
@@ -367,10 +388,15 @@ def merge(per: list[TrainResult], gammas: tuple[float, ...], dead: float, shape,
                           pair_psnr, union, ties=dec.ties if dec else 0, windows_decoded=dec.decoded if dec else 0)
 
 
-def _union(per: list[TrainResult], gammas, flags: np.ndarray, prob: np.ndarray, dead: float) -> dict[str, Any]:
-    """Per γ: count and mass of outputs within γ of some training image, exact or [low, high]."""
+def _union(per: list[TrainResult], gammas, flags: np.ndarray, prob: np.ndarray, dead: float,
+           overlap: dict[int, list[tuple[int, float]]] | None = None) -> dict[str, Any]:
+    """Per γ: count and mass of outputs within γ of some training image, exact or [low, high].
+
+    ``overlap[t][j]``: count and mass of the listed near-copies that are also within γ_j of an
+    unlisted training image t; they are in the union already, so they are not counted twice."""
     out: dict[str, Any] = {}
     unlisted = [r for r in per if not r.listed]
+    overlap = overlap or {}
     for j, g in enumerate(gammas):
         listed_count = int(flags[:, j].sum())
         listed_mass = float(prob[flags[:, j]].sum())
@@ -379,15 +405,16 @@ def _union(per: list[TrainResult], gammas, flags: np.ndarray, prob: np.ndarray, 
             out[key] = {"exact": True, "count_low": str(listed_count), "count_high": str(listed_count),
                         "mass_low": listed_mass, "mass_high": listed_mass, "reason": "every near-copy listed"}
             continue
-        lows = [r.count_low[j] for r in unlisted]
-        highs = [r.count_high[j] for r in unlisted]
-        mlow = [_renorm(r.mass_low[j], dead) for r in unlisted]
-        mhigh = [_renorm(r.mass_high[j], dead) for r in unlisted]
+        ov = [overlap.get(r.index, [(0, 0.0)] * len(gammas))[j] for r in unlisted]
+        lows = [max(0, r.count_low[j] - o[0]) for r, o in zip(unlisted, ov)]        # outside the listed union
+        highs = [r.count_high[j] - o[0] if r.count_high[j] >= 0 else -1 for r, o in zip(unlisted, ov)]
+        mlow = [max(0.0, _renorm(r.mass_low[j], dead) - o[1]) for r, o in zip(unlisted, ov)]
+        mhigh = [_renorm(r.mass_high[j], dead) - o[1] for r, o in zip(unlisted, ov)]
         unknown = any(v < 0 for v in highs) or any(not math.isfinite(v) for v in mhigh)
-        c_lo = max([listed_count] + lows)
-        m_lo = max([listed_mass] + mlow)
+        c_lo = listed_count + max(lows)
+        m_lo = listed_mass + max(mlow)
         c_hi = None if unknown else listed_count + sum(highs)
-        m_hi = 1.0 if unknown else min(1.0, listed_mass + sum(mhigh))
+        m_hi = 1.0 if unknown else min(1.0, listed_mass + sum(max(0.0, v) for v in mhigh))
         out[key] = {"exact": False, "count_low": str(c_lo), "count_high": None if c_hi is None else str(c_hi),
                     "mass_low": m_lo, "mass_high": m_hi,
                     "reason": (f"{len(unlisted)} training image(s) have too many near-copies to list; their sets may "
