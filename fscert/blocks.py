@@ -137,6 +137,23 @@ class BlockDecoder:
         z = (2.0 * bits - 1.0).reshape(len(keys_NK), ch, cw, m).transpose(0, 3, 1, 2)
         return np.ascontiguousarray(z)
 
+    def _centre_block(self, z: torch.Tensor, cy: int, cx: int) -> torch.Tensor:
+        """The decoder (:class:`fscert.autoencoder.LocalDecoder`) evaluated at one cell of a crop:
+        the cell-mixing Unfold is taken everywhere, the per-cell layers only at the centre cell
+        (its sub-cells with the transition layer); the same operations as the whole decoder."""
+        import torch.nn.functional as F
+
+        dec = self.model.decoder
+        h = dec.pre(z)
+        f = 1
+        if dec.split is not None:
+            h = dec.split(h)
+            f = 2
+        n, _, hh, ww = h.shape
+        u = dec.unfold(h).view(n, -1, hh, ww)[:, :, cy * f:(cy + 1) * f, cx * f:(cx + 1) * f]
+        y = F.pixel_shuffle(dec.cell(u), dec.pix)
+        return y + dec.refine(y)
+
     @torch.no_grad()
     def _decode(self, geom: tuple[int, int, int, int], keys_NK: np.ndarray, batch: int = 4096
                 ) -> tuple[np.ndarray, np.ndarray]:
@@ -146,7 +163,7 @@ class BlockDecoder:
         us, alts = [], []
         for lo in range(0, len(keys_NK), batch):
             z = torch.from_numpy(self._unpack(ch, cw, keys_NK[lo:lo + batch]))
-            out = self.model.decoder(z)[:, :, cy * p:(cy + 1) * p, cx * p:(cx + 1) * p]
+            out = self._centre_block(z, cy, cx)
             v = (out.clamp(0, 1) * 255).reshape(len(z), -1).numpy()
             u = np.round(v)                                        # numpy rounds half to even, as torch
             tie = np.abs(v - np.floor(v) - 0.5) < TIE
