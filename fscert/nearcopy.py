@@ -60,6 +60,7 @@ class NearCopyConfig:
     max_listed: int = 100_000        # near-copies listed per training image before switching to intervals
     bins: int = 4096                 # cost bins of the interval counts
     max_edges: int = 20_000_000      # candidate edges per layer of one search
+    max_states: int | None = 200_000  # states kept per cell (most probable first); beyond: intervals
 
 
 @dataclass
@@ -72,15 +73,17 @@ class TrainResult:
     count_high: list[int]
     mass_low: list[float]                      # raw (un-renormalised) mass
     mass_high: list[float]
-    best_psnr: float                           # exact best PSNR, or the bound below
-    best_exact: bool                           # False: best_psnr is an upper bound (no output found above it)
-    best_latent: np.ndarray | None             # int8 (M, h, w) of the best output
+    best_psnr: float                           # exact best PSNR, or a bound (best_kind)
+    best_exact: bool                           # best_kind == "exact"
+    best_latent: np.ndarray | None             # int8 (M, h, w) of the best output found
     best_raw_prob: float
     latents: np.ndarray | None = None          # near-copies at the smallest γ (canonical PSNR ≥ γ_min)
     raw_prob: np.ndarray | None = None
     psnr: np.ndarray | None = None
     reason: str = ""
     max_states: int = 0
+    best_kind: str = "exact"                   # "exact", "at most" (bound), "at least" (a reachable output), "unknown"
+    dropped_mass: float = 0.0                  # raw mass the state cap left unexamined (0: nothing)
 
 
 def _latent_rows(tok_KL: np.ndarray, shape) -> np.ndarray:
@@ -205,64 +208,76 @@ class NearCopySearch:
         return out
 
     def run_one(self, t: int) -> TrainResult:
+        """Search training image t's near-copies (module docstring)."""
         gs = self.gammas
         err = BlockErrors(self.dec, self.train[t])
         cost = self.cost_fn(err)
         lb = self.lower_bound(err)
         b0 = self.budget(gs[0])
-        shape = self.tables.shape
-        n_limbs = self.tables.n_limbs
+        n = len(gs)
         try:
-            graph = search(self.tables, self.layout, cost, b0, lb, self.cfg.max_edges)
+            graph = search(self.tables, self.layout, cost, b0, lb, self.cfg.max_edges, self.cfg.max_states)
         except SearchTooLarge as e:
-            return TrainResult(t, False, [0] * len(gs), [-1] * len(gs), [0.0] * len(gs), [math.nan] * len(gs),
-                               math.nan, False, None, math.nan, reason=f"search too large: {e}")
-        best_psnr, best_exact, best_lat, best_p = self._best(graph, t, cost, lb, b0)
+            return TrainResult(t, False, [0] * n, [-1] * n, [0.0] * n, [math.nan] * n, math.nan, False, None,
+                               math.nan, reason=f"search too large: {e}", best_kind="unknown")
+        best_psnr, kind, best_lat, best_p = self._best(graph, t, cost, lb, b0)
+        dropped = graph.dropped_mass
+        note = (f"the search kept the {self.cfg.max_states:,} most probable states per cell; the paths through "
+                f"the others (raw mass ≤ {dropped:.3g}) are bounded, not listed" if dropped > 0 else "")
+        common = dict(best_psnr=best_psnr, best_exact=kind == "exact", best_latent=best_lat, best_raw_prob=best_p,
+                      max_states=graph.max_states, best_kind=kind, dropped_mass=dropped)
         paths = list_paths(graph, max_out=self.cfg.max_listed)
         if not paths.overflow:
-            lat = _latent_rows(paths.tok, shape)
+            lat = _latent_rows(paths.tok, self.tables.shape)
             psnr = self.canonical_psnr(lat, t)
             keep = psnr >= gs[0]
             lat, raw, psnr = lat[keep], paths.raw_prob[keep], psnr[keep]
             counts = [int((psnr >= g).sum()) for g in gs]
             masses = [float(raw[psnr >= g].sum()) for g in gs]
-            return TrainResult(t, True, counts, list(counts), masses, list(masses), best_psnr, best_exact, best_lat,
-                               best_p, lat, raw, psnr, max_states=graph.max_states)
+            if dropped == 0:
+                return TrainResult(t, True, counts, list(counts), masses, list(masses), latents=lat, raw_prob=raw,
+                                   psnr=psnr, **common)
+            return TrainResult(t, False, counts, [-1] * n, masses, [m + dropped for m in masses], latents=lat,
+                               raw_prob=raw, psnr=psnr, reason=note, **common)
         lo_c, hi_c, lo_m, hi_m, reasons = [], [], [], [], []
         for g in gs:
             try:
-                bc = count_binned(graph, self.budget(g), n_limbs, bins=self.cfg.bins)
-                lo_c.append(bc.count_low), hi_c.append(bc.count_high)
-                lo_m.append(bc.mass_low), hi_m.append(bc.mass_high)
+                bc = count_binned(graph, self.budget(g), self.tables.n_limbs, bins=self.cfg.bins)
+                lo_c.append(bc.count_low), hi_c.append(bc.count_high if dropped == 0 else -1)
+                lo_m.append(bc.mass_low), hi_m.append(bc.mass_high + dropped)
             except SearchTooLarge as e:
                 lo_c.append(self.cfg.max_listed + 1 if g == gs[0] else 0), hi_c.append(-1)
                 lo_m.append(0.0), hi_m.append(math.nan)
                 reasons.append(f"γ = {g:g}: interval count too large ({e})")
-        return TrainResult(t, False, lo_c, hi_c, lo_m, hi_m, best_psnr, best_exact, best_lat, best_p,
-                           reason="; ".join([f"more than {self.cfg.max_listed:,} near-copies: interval"] + reasons),
-                           max_states=graph.max_states)
+        return TrainResult(t, False, lo_c, hi_c, lo_m, hi_m,
+                           reason="; ".join([f"more than {self.cfg.max_listed:,} near-copies: interval"] + reasons
+                                            + ([note] if note else [])), **common)
 
-    def _best(self, graph: Graph, t: int, cost, lb, b0: float) -> tuple[float, bool, np.ndarray | None, float]:
-        """The exact best output (highest PSNR to x_t) over every reachable latent, or a bound."""
-        shape = self.tables.shape
-        g = graph
-        budget = b0
+    def _best(self, graph: Graph, t: int, cost, lb, b0: float) -> tuple[float, str, np.ndarray | None, float]:
+        """The best output (highest PSNR to x_t) over every reachable latent: ("exact", its PSNR);
+        ("at most", bound) when no output reaches the last budget tried; ("at least", PSNR of a
+        reachable output) when the state cap dropped states, so a better one may exist."""
+        g, budget = graph, b0
         if not math.isfinite(g.best):
             for mult in LADDER:
+                if g.dropped_mass > 0:
+                    break
                 budget = b0 * mult
                 try:
-                    g = search(self.tables, self.layout, cost, budget, lb, self.cfg.max_edges)
+                    g = search(self.tables, self.layout, cost, budget, lb, self.cfg.max_edges, self.cfg.max_states)
                 except SearchTooLarge:
                     break
                 if math.isfinite(g.best):
                     break
         if not math.isfinite(g.best):
-            return float(psnr_from_sqdist(budget, self.dim)), False, None, math.nan
+            if g.dropped_mass > 0:
+                return math.nan, "unknown", None, math.nan
+            return float(psnr_from_sqdist(budget, self.dim)), "at most", None, math.nan
         tied = list_paths(g, budget=g.best * (1 + 4 * SLACK), max_out=64)
-        lat = _latent_rows(tied.tok, shape)
+        lat = _latent_rows(tied.tok, self.tables.shape)
         psnr = self.canonical_psnr(lat, t)
         j = int(np.argmax(psnr))
-        return float(psnr[j]), True, lat[j], float(tied.raw_prob[j])
+        return float(psnr[j]), "exact" if g.dropped_mass == 0 else "at least", lat[j], float(tied.raw_prob[j])
 
 
 # ----------------------------------------------------------------------------- all training images

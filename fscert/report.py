@@ -564,6 +564,8 @@ def _exposure(cert: Certificate) -> dict[str, np.ndarray] | None:
             "chi": get("exposure_count_high", nan_sg).astype(np.float64),
             "best_psnr": get("best_psnr", nan_s).astype(np.float64),
             "best_exact": get("best_exact", np.zeros(s, bool)).astype(bool),
+            # 0 exact, 1 "at most" (a bound), 2 "at least" (a reachable output), 3 unknown (fscert.verdict.BEST_KINDS)
+            "best_kind": get("best_kind", np.where(get("best_exact", np.zeros(s, bool)), 0, 1)).astype(np.int64),
             "best_prob": get("best_prob", nan_s).astype(np.float64)}
 
 
@@ -659,10 +661,15 @@ def _psnr_text(v: float) -> str:
     return "∞" if v == math.inf else ("unknown" if not math.isfinite(v) else f"{v:.2f}")
 
 
-def _best_text(psnr: float, exact: bool) -> str:
-    if math.isnan(psnr):
+def _best_text(psnr: float, kind: int) -> str:
+    """Best reachable PSNR in words by ``best_kind`` (0 exact, 1 a bound, 2 a reachable output, 3 unknown)."""
+    if math.isnan(psnr) or kind == 3:
         return "unknown"
-    return f"{_psnr_text(psnr)} dB (exact)" if exact else f"< {_psnr_text(psnr)} dB (bound)"
+    if kind == 0:
+        return f"{_psnr_text(psnr)} dB (exact)"
+    if kind == 2:
+        return f"≥ {_psnr_text(psnr)} dB (reached; a better output may exist)"
+    return f"< {_psnr_text(psnr)} dB (bound)"
 
 
 def _train_namer(cert: Certificate):
@@ -952,7 +959,7 @@ def _search_page(cert: Certificate, summary: dict[str, Any], sprites: dict[str, 
     g_n = len(gammas)
     exp_text = [[_exposure_text(float(exp["lo"][t, j]), float(exp["hi"][t, j])) for t in range(s)] for j in range(g_n)]
     cnt_text = [[_count_text(float(exp["clo"][t, j]), float(exp["chi"][t, j])) for t in range(s)] for j in range(g_n)]
-    best_text = [_best_text(float(exp["best_psnr"][t]), bool(exp["best_exact"][t])) for t in range(s)]
+    best_text = [_best_text(float(exp["best_psnr"][t]), int(exp["best_kind"][t])) for t in range(s)]
     prob_text = [_fig(float(v)) if math.isfinite(v) else "—" for v in exp["best_prob"].tolist()]
     names = [name(t) for t in range(s)]
     js["exposure"] = {
@@ -961,7 +968,7 @@ def _search_page(cert: Certificate, summary: dict[str, Any], sprites: dict[str, 
         "hi": [[_num(v) for v in exp["hi"][:, j].tolist()] for j in range(g_n)],
         "cntLo": [[_num(v) for v in exp["clo"][:, j].tolist()] for j in range(g_n)],
         "cntHi": [[_num(v) for v in exp["chi"][:, j].tolist()] for j in range(g_n)],
-        "bestPsnr": [_num(v) for v in exp["best_psnr"].tolist()], "bestExact": exp["best_exact"].astype(int).tolist(),
+        "bestPsnr": [_num(v) for v in exp["best_psnr"].tolist()], "bestExact": np.isin(exp["best_kind"], (0, 2)).astype(int).tolist(),
         "bestProb": [_num(v) for v in exp["best_prob"].tolist()],
         "expText": exp_text, "cntText": cnt_text, "bestText": best_text, "probText": prob_text, "names": names}
     order = exposure_ranking(exp["lo"], exp["hi"], j0 or 0)[:EXPOSURE_PAGE].tolist()

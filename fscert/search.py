@@ -302,6 +302,7 @@ class Graph:
     h: list[np.ndarray]             # h[i]: exact smallest cost to the end, inf where none
     max_states: int
     complete: bool                  # False: every prefix was pruned before the last cell
+    dropped_mass: float = 0.0       # raw mass of the states dropped by the state cap (0: nothing dropped)
 
     @property
     def best(self) -> float:
@@ -314,20 +315,28 @@ CostFn = Callable[[int, np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 
 
 def search(tables: Tables, layout: Layout, cost: CostFn, budget: float, lower_bound: np.ndarray | None = None,
-           max_edges: int = 20_000_000) -> Graph:
+           max_edges: int = 20_000_000, max_states: int | None = None) -> Graph:
     """Forward pruned pass then backward pass (module docstring, steps 1–3).
 
     ``lower_bound[i]`` (L,): admissible bound on the cost of cells i+1..L−1 (default 0).
     Raises :class:`SearchTooLarge` when a layer would hold more than ``max_edges`` candidate
-    edges (the caller then reports a bound instead of an exact figure)."""
+    edges (the caller then reports a bound instead of an exact figure).
+
+    ``max_states``: where a layer holds more states, only the ``max_states`` of largest forward
+    mass (probability of reaching them) are kept and the others' mass is added to
+    ``dropped_mass``. The paths found are then a subset of the paths of cost ≤ B, and the mass
+    of the missing ones is at most ``dropped_mass`` (raw, before renormalisation): results
+    become certified intervals instead of exact figures."""
     m = layout.shape[0]
     n = layout.n_cells
     lb = np.zeros(n) if lower_bound is None else np.asarray(lower_bound, np.float64)
     limit = budget * (1.0 + SLACK) if math.isfinite(budget) else math.inf
     states = np.zeros((1, layout.n_words), np.uint64)
     g = [np.zeros(1)]
+    mass = np.ones(1)
+    dropped = 0.0
     layers: list[Layer] = []
-    max_states = 1
+    widest = 1
     for i, ct in enumerate(tables.cells):
         pre_slots = (ct.pre_cells % layout.slots).astype(np.int64)
         parent, pair, child = _expand(states, pre_slots, ct.ctx_keys, ct.ctx_ptr, ct.tok, i % layout.slots,
@@ -339,17 +348,27 @@ def search(tables: Tables, layout: Layout, cost: CostFn, budget: float, lower_bo
         ok = gval + lb[i] <= limit
         parent, pair, child, c, gval = parent[ok], pair[ok], child[ok], c[ok], gval[ok]
         cid, states, gmin = _merge(child, layout.keep_masks[i], gval)
+        mass_c = np.bincount(cid, weights=mass[parent] * ct.cond[pair], minlength=len(states))
+        if max_states is not None and len(states) > max_states:
+            keep_s = np.zeros(len(states), bool)
+            keep_s[np.argsort(-mass_c, kind="stable")[:max_states]] = True
+            dropped += float(mass_c[~keep_s].sum())
+            new_id = np.cumsum(keep_s) - 1
+            ok = keep_s[cid]
+            parent, pair, c, cid = parent[ok], pair[ok], c[ok], new_id[cid[ok]]
+            states, gmin, mass_c = states[keep_s], gmin[keep_s], mass_c[keep_s]
+        mass = mass_c
         order = np.lexsort((ct.tok[pair], parent))       # by parent, tokens ascending
         deg = np.bincount(parent, minlength=len(g[-1]))
         layers.append(Layer(np.concatenate([[0], np.cumsum(deg)]).astype(np.int64), cid[order],
                             ct.tok[pair[order]], ct.cond[pair[order]], c[order], len(states)))
         g.append(gmin)
-        max_states = max(max_states, len(states))
+        widest = max(widest, len(states))
         if len(states) == 0:
             break
     complete = len(layers) == n and len(states) > 0
     h = _backward(layers, g, complete)
-    return Graph(layout, budget, layers, g, h, max_states, complete)
+    return Graph(layout, budget, layers, g, h, widest, complete, dropped)
 
 
 def _backward(layers: list[Layer], g: list[np.ndarray], complete: bool) -> list[np.ndarray]:

@@ -153,6 +153,12 @@ _VERDICT_WORDS: dict[str, Callable[[dict, float], str]] = {
 # ----------------------------------------------------------------------------- the searched verdict
 
 
+#: ``best_kind`` codes: exact best PSNR; "at most" (no reachable output is better than the bound);
+#: "at least" (a reachable output this good exists, a better one may: the state cap dropped states);
+#: unknown
+BEST_KINDS = ("exact", "at most", "at least", "unknown")
+
+
 def add_search_verdict(cert, latents: np.ndarray, counts: np.ndarray | None, model, train: np.ndarray, cfg,
                        dead_end_mass: float, progress: bool = False) -> None:
     """Run the near-copy search for every training image and store it in ``cert`` (format 2).
@@ -185,20 +191,22 @@ def add_search_verdict(cert, latents: np.ndarray, counts: np.ndarray | None, mod
     m, h, w = latents.shape[1:]
     best = np.zeros((s, m, h, w), np.int8)
     best_exact = np.array([r.best_exact for r in per], bool)
+    best_kind = np.array([BEST_KINDS.index(r.best_kind) for r in per], np.int8)
+    has_best = np.array([r.best_latent is not None for r in per], bool)
     for t, r in enumerate(per):
         if r.best_latent is not None:
             best[t] = r.best_latent
     c_cfg = model.config
     best_img = np.zeros((s, c_cfg.image_channels, c_cfg.image_size, c_cfg.image_size), np.uint8)
-    if best_exact.any():
-        best_img[best_exact] = res.images_of(best[best_exact])
+    if has_best.any():
+        best_img[has_best] = res.images_of(best[has_best])
     cert.extra.update(
         near_latents=res.latents, near_prob=res.prob, near_log_prob=res.log_prob, near_images=res.images,
         near_nearest_train=res.nearest_train, near_psnr=res.psnr, near_flags=np.ascontiguousarray(res.flags[:, col]),
         pair_row=res.pair_row, pair_train=res.pair_train, pair_psnr=res.pair_psnr,
         exposure_low=exp_lo, exposure_high=exp_hi, exposure_count_low=cnt_lo, exposure_count_high=cnt_hi,
         best_latents=best, best_images=best_img, best_psnr=np.array([r.best_psnr for r in per], np.float64),
-        best_exact=best_exact, best_prob=np.array([r.best_raw_prob / norm for r in per], np.float64))
+        best_exact=best_exact, best_kind=best_kind, best_prob=np.array([r.best_raw_prob / norm for r in per], np.float64))
     reach = int(str(cert.attrs.get("reachable_count", "0")))
     maps: dict[str, dict[str, Any]] = {k: {} for k in ("count_low", "count_high", "exact", "reason", "mass_low",
                                                         "mass_high", "mass", "uir", "uir_w")}
@@ -224,6 +232,8 @@ def add_search_verdict(cert, latents: np.ndarray, counts: np.ndarray | None, mod
         search=json.dumps({"max_listed_per_training_image": ncfg.max_listed, "bins": ncfg.bins,
                            "windows_decoded": int(res.windows_decoded), "rounding_ties": int(res.ties),
                            "unresolved_training_images": unresolved,
+                           "max_states_per_cell": ncfg.max_states,
+                           "capped_training_images": [r.index for r in per if r.dropped_mass > 0],
                            "windows_from_E": bool(cfg.rho >= model.config.receptive_field - 1)}), **top_attrs)
 
 
