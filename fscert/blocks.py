@@ -146,6 +146,13 @@ class BlockDecoder:
         dec = self.model.decoder
         h = dec.pre(z)
         f = 1
+        if dec.split is None:                       # the centre's Unfold column is its zero-padded window
+            r = self.r
+            n, mch, ch, cw = h.shape
+            win = h.new_zeros((n, mch, 2 * r + 1, 2 * r + 1))
+            win[:, :, r - cy:r - cy + ch, r - cx:r - cx + cw] = h
+            y = F.pixel_shuffle(dec.cell(win.reshape(n, -1, 1, 1)), dec.pix)
+            return y + dec.refine(y)
         if dec.split is not None:
             h = dec.split(h)
             f = 2

@@ -107,6 +107,7 @@ class NearCopySearch:
         self.windows_in_e = self.tables.rho >= 2 * self.radius
         self._e_blocks: dict[tuple[int, int], np.ndarray] | None = None
         self._latents = np.asarray(latents, np.int8)
+        self.survival = _LazySurvival(self.tables)
 
     # ------------------------------------------------------------------ costs and bounds
 
@@ -216,7 +217,8 @@ class NearCopySearch:
         b0 = self.budget(gs[0])
         n = len(gs)
         try:
-            graph = search(self.tables, self.layout, cost, b0, lb, self.cfg.max_edges, self.cfg.max_states)
+            graph = search(self.tables, self.layout, cost, b0, lb, self.cfg.max_edges, self.cfg.max_states,
+                           self.survival)
         except SearchTooLarge as e:
             return TrainResult(t, False, [0] * n, [-1] * n, [0.0] * n, [math.nan] * n, math.nan, False, None,
                                math.nan, reason=f"search too large: {e}", best_kind="unknown")
@@ -264,7 +266,8 @@ class NearCopySearch:
                     break
                 budget = b0 * mult
                 try:
-                    g = search(self.tables, self.layout, cost, budget, lb, self.cfg.max_edges, self.cfg.max_states)
+                    g = search(self.tables, self.layout, cost, budget, lb, self.cfg.max_edges, self.cfg.max_states,
+                               self.survival)
                 except SearchTooLarge:
                     break
                 if math.isfinite(g.best):
@@ -278,6 +281,29 @@ class NearCopySearch:
         psnr = self.canonical_psnr(lat, t)
         j = int(np.argmax(psnr))
         return float(psnr[j]), "exact" if g.dropped_mass == 0 else "at least", lat[j], float(tied.raw_prob[j])
+
+
+class _LazySurvival:
+    """:class:`fscert.search.Survival`, built the first time a search drops states; where the full
+    graph is too large for it, survival is bounded by 1 (the dropped forward mass: a looser bound)."""
+
+    def __init__(self, tables: Tables):
+        self.tables, self._s, self.exact = tables, None, None
+
+    @property
+    def ready(self) -> bool:
+        """Built (then every search also drops the states that can only end in a dead end)."""
+        return bool(self.exact)
+
+    def of(self, i: int, states: np.ndarray, layout: Layout) -> np.ndarray:
+        if self.exact is None:
+            from .search import Survival
+
+            try:
+                self._s, self.exact = Survival(self.tables), True
+            except SearchTooLarge:
+                self.exact = False
+        return self._s.of(i, states, layout) if self.exact else np.ones(len(states))
 
 
 # ----------------------------------------------------------------------------- all training images

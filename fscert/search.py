@@ -302,7 +302,8 @@ class Graph:
     h: list[np.ndarray]             # h[i]: exact smallest cost to the end, inf where none
     max_states: int
     complete: bool                  # False: every prefix was pruned before the last cell
-    dropped_mass: float = 0.0       # raw mass of the states dropped by the state cap (0: nothing dropped)
+    dropped_mass: float = 0.0       # raw mass of complete paths through the states the cap dropped (upper bound)
+    states: list[np.ndarray] | None = None   # keep_states: the states after each cell (index 0: the root)
 
     @property
     def best(self) -> float:
@@ -315,18 +316,21 @@ CostFn = Callable[[int, np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 
 
 def search(tables: Tables, layout: Layout, cost: CostFn, budget: float, lower_bound: np.ndarray | None = None,
-           max_edges: int = 20_000_000, max_states: int | None = None) -> Graph:
+           max_edges: int = 20_000_000, max_states: int | None = None, survival: "Survival | None" = None,
+           keep_states: bool = False) -> Graph:
     """Forward pruned pass then backward pass (module docstring, steps 1–3).
 
     ``lower_bound[i]`` (L,): admissible bound on the cost of cells i+1..L−1 (default 0).
     Raises :class:`SearchTooLarge` when a layer would hold more than ``max_edges`` candidate
     edges (the caller then reports a bound instead of an exact figure).
 
-    ``max_states``: where a layer holds more states, only the ``max_states`` of largest forward
-    mass (probability of reaching them) are kept and the others' mass is added to
-    ``dropped_mass``. The paths found are then a subset of the paths of cost ≤ B, and the mass
-    of the missing ones is at most ``dropped_mass`` (raw, before renormalisation): results
-    become certified intervals instead of exact figures."""
+    ``max_states``: where a layer holds more states, only the ``max_states`` of largest weight
+    are kept and the others' weights are added to ``dropped_mass``. A state's weight is its
+    forward mass (the probability of reaching it) times, with ``survival``, the exact
+    probability of completing from it without a dead end (:class:`Survival`), i.e. the raw
+    mass of all complete paths through it; without ``survival`` the forward mass alone (a
+    looser bound). The paths found are then a subset of the paths of cost ≤ B, and the raw
+    mass of the missing ones is at most ``dropped_mass``: results become certified intervals."""
     m = layout.shape[0]
     n = layout.n_cells
     lb = np.zeros(n) if lower_bound is None else np.asarray(lower_bound, np.float64)
@@ -337,6 +341,7 @@ def search(tables: Tables, layout: Layout, cost: CostFn, budget: float, lower_bo
     dropped = 0.0
     layers: list[Layer] = []
     widest = 1
+    kept: list[np.ndarray] | None = [states] if keep_states else None
     for i, ct in enumerate(tables.cells):
         pre_slots = (ct.pre_cells % layout.slots).astype(np.int64)
         parent, pair, child = _expand(states, pre_slots, ct.ctx_keys, ct.ctx_ptr, ct.tok, i % layout.slots,
@@ -349,10 +354,19 @@ def search(tables: Tables, layout: Layout, cost: CostFn, budget: float, lower_bo
         parent, pair, child, c, gval = parent[ok], pair[ok], child[ok], c[ok], gval[ok]
         cid, states, gmin = _merge(child, layout.keep_masks[i], gval)
         mass_c = np.bincount(cid, weights=mass[parent] * ct.cond[pair], minlength=len(states))
+        surv = survival.of(i, states, layout) if survival is not None and (
+            getattr(survival, "ready", False) or (max_states is not None and len(states) > max_states)) else None
+        if surv is not None and (surv == 0).any():      # states that always end in a dead end: no output
+            alive = surv > 0
+            new_id = np.cumsum(alive) - 1
+            ok = alive[cid]
+            parent, pair, c, cid = parent[ok], pair[ok], c[ok], new_id[cid[ok]]
+            states, gmin, mass_c, surv = states[alive], gmin[alive], mass_c[alive], surv[alive]
         if max_states is not None and len(states) > max_states:
+            weight = mass_c * surv if surv is not None else mass_c
             keep_s = np.zeros(len(states), bool)
-            keep_s[np.argsort(-mass_c, kind="stable")[:max_states]] = True
-            dropped += float(mass_c[~keep_s].sum())
+            keep_s[np.argpartition(-weight, max_states - 1)[:max_states]] = True
+            dropped += float(weight[~keep_s].sum())
             new_id = np.cumsum(keep_s) - 1
             ok = keep_s[cid]
             parent, pair, c, cid = parent[ok], pair[ok], c[ok], new_id[cid[ok]]
@@ -363,12 +377,119 @@ def search(tables: Tables, layout: Layout, cost: CostFn, budget: float, lower_bo
         layers.append(Layer(np.concatenate([[0], np.cumsum(deg)]).astype(np.int64), cid[order],
                             ct.tok[pair[order]], ct.cond[pair[order]], c[order], len(states)))
         g.append(gmin)
+        if kept is not None:
+            kept.append(states)
         widest = max(widest, len(states))
         if len(states) == 0:
             break
     complete = len(layers) == n and len(states) > 0
     h = _backward(layers, g, complete)
-    return Graph(layout, budget, layers, g, h, widest, complete, dropped)
+    return Graph(layout, budget, layers, g, h, widest, complete, dropped, kept)
+
+
+# ----------------------------------------------------------------------------- survival
+
+
+@numba.njit(cache=True)
+def _hash_of(row):
+    h = np.uint64(0x9E3779B97F4A7C15)
+    for w in range(row.shape[0]):
+        x = row[w] ^ h
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        h = x ^ (x >> np.uint64(31))
+    return h
+
+
+@numba.njit(cache=True)
+def _hash_build(states):
+    n = states.shape[0]
+    tsize = 1
+    while tsize < 2 * n + 2:
+        tsize *= 2
+    table = np.full(tsize, -1, np.int64)
+    for s in range(n):
+        slot = np.int64(_hash_of(states[s]) & np.uint64(tsize - 1))
+        while table[slot] >= 0:
+            slot = (slot + 1) & (tsize - 1)
+        table[slot] = s
+    return table
+
+
+@numba.njit(cache=True)
+def _hash_find(table, states, queries):
+    tsize = table.shape[0]
+    out = np.full(queries.shape[0], -1, np.int64)
+    nw = states.shape[1]
+    for q in range(queries.shape[0]):
+        slot = np.int64(_hash_of(queries[q]) & np.uint64(tsize - 1))
+        while table[slot] >= 0:
+            s = table[slot]
+            same = True
+            for w in range(nw):
+                if states[s, w] != queries[q, w]:
+                    same = False
+                    break
+            if same:
+                out[q] = s
+                break
+            slot = (slot + 1) & (tsize - 1)
+    return out
+
+
+@numba.njit(cache=True)
+def _project(states, first, last, fs, f0, per_word, m, keep0, nw0):
+    """Search states (ring of fs slots) → states of the radius-0 layout (ring of f0 slots), cells first..last."""
+    n = states.shape[0]
+    mm = np.uint64(m)
+    pw = np.uint64(per_word)
+    tokmask = np.uint64((1 << m) - 1)
+    out = np.zeros((n, nw0), np.uint64)
+    for s in range(n):
+        for c in range(first, last + 1):
+            sl = np.uint64(c % fs)
+            v = (states[s, (c % fs) // per_word] >> ((sl % pw) * mm)) & tokmask
+            d = np.uint64(c % f0)
+            out[s, (c % f0) // per_word] |= v << ((d % pw) * mm)
+        for w in range(nw0):
+            out[s, w] &= keep0[w]
+    return out
+
+
+class Survival:
+    """S(s): the exact probability that the sampler, having reached frontier state s after cell
+    i, completes the latent without a dead end (backward sum-product over every reachable
+    state, once per empirical set). The future of a search state depends only on its last
+    ρW+ρ cells, so :meth:`of` projects search states onto those and looks S up.
+
+    Σ over the states after any cell of (forward mass × S) = 1 − dead_end_mass, so a dropped
+    state's forward mass × S is exactly the raw mass of the complete paths through it."""
+
+    def __init__(self, tables: Tables, max_edges: int = 200_000_000):
+        self.layout0 = make_layout(tables, 0)
+        zero = lambda i, p, pa, c: np.zeros(len(p))                          # noqa: E731
+        graph = search(tables, self.layout0, zero, math.inf, max_edges=max_edges, keep_states=True)
+        s_next = np.ones(len(graph.states[-1])) if graph.complete else np.zeros(len(graph.states[-1]))
+        self.s: list[np.ndarray] = [s_next]
+        for lay in reversed(graph.layers):
+            parent = np.repeat(np.arange(len(lay.row_ptr) - 1), np.diff(lay.row_ptr))
+            s_next = np.bincount(parent, weights=lay.cond * s_next[lay.child], minlength=len(lay.row_ptr) - 1)
+            self.s.append(s_next)
+        self.s.reverse()                                                       # s[k]: states after k cells
+        self.states = graph.states
+        self.tables: list[np.ndarray | None] = [None] * len(self.states)
+        self.total_states = sum(len(x) for x in self.states)
+
+    def of(self, i: int, states: np.ndarray, layout: Layout) -> np.ndarray:
+        """S of search states after cell i (laid out by ``layout``)."""
+        k = i + 1
+        if self.tables[k] is None:
+            self.tables[k] = _hash_build(self.states[k])
+        l0 = self.layout0
+        q = _project(states, max(0, i - l0.slots + 1), i, layout.slots, l0.slots, layout.per_word,
+                     layout.shape[0], l0.keep_masks[i], l0.n_words)
+        idx = _hash_find(self.tables[k], self.states[k], q)
+        return np.where(idx >= 0, self.s[k][np.maximum(idx, 0)], 1.0)      # not found (never): the bound 1
 
 
 def _backward(layers: list[Layer], g: list[np.ndarray], complete: bool) -> list[np.ndarray]:
