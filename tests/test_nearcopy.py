@@ -210,3 +210,55 @@ def test_interval_contains_a_monte_carlo_estimate():
     est = float((10 * np.log10(imgs.shape[1] / np.maximum(sq, 1e-300)) >= gamma).mean())
     band = 4 * math.sqrt(max(est * (1 - est), 1e-4) / n)
     assert u["mass_low"] - band <= est <= u["mass_high"] + band
+
+
+def test_survival_weights_sum_to_the_surviving_mass():
+    """Σ over the states after any cell of forward mass × survival = 1 − dead_end_mass (the
+    identity that makes a dropped state's weight the mass of the complete paths through it)."""
+    from fscert.search import Survival
+
+    rng = np.random.default_rng(0)
+    checked = 0
+    for _ in range(12):
+        m, h, w, rho = int(rng.integers(1, 3)), int(rng.integers(3, 6)), int(rng.integers(3, 6)), int(rng.integers(0, 3))
+        base = np.where(rng.random((3, m, h, w)) < 0.5, -1, 1).astype(np.int8)
+        z = np.concatenate([np.where(rng.random(base.shape) < 0.2, -base, base) for _ in range(3)])
+        c = count_reachable(z, rho)
+        if c.count > 200_000:
+            continue
+        tables = build_tables(z, rho)
+        surv = Survival(tables)
+        lay = make_layout(tables, 1)
+        g = search(tables, lay, lambda i, p, pa, cc: np.zeros(len(p)), math.inf, keep_states=True)
+        mass = np.ones(1)
+        for i, layer in enumerate(g.layers):
+            parent = np.repeat(np.arange(len(layer.row_ptr) - 1), np.diff(layer.row_ptr))
+            mass = np.bincount(layer.child, weights=mass[parent] * layer.cond, minlength=layer.n_child)
+            total = float((mass * surv.of(i, g.states[i + 1], lay)).sum())
+            assert total == pytest.approx(1 - c.dead_end_mass, rel=1e-9, abs=1e-12)
+        checked += 1
+    assert checked >= 6
+
+
+def test_capped_search_intervals_contain_the_truth():
+    """A state cap far below the layer sizes: every figure becomes an interval that contains the
+    brute-force value; the near-copies it lists are real ones."""
+    model = _model(2, 8, 3, False, seed=4)
+    base, z, cnt, c = _case(2, 8, 1, seed=3, flips=0.02)
+    train = generated_values(decode_exact(model, base))
+    gammas = (22.0, 28.0)
+    res = near_copy_search(z, cnt, 1, model, train, NearCopyConfig(gammas=gammas, max_states=3), c.dead_end_mass)
+    bf = brute_force(z, cnt, 1, model, train, gammas)
+    assert any(r.dropped_mass > 0 for r in res.per_train)
+    norm = 1 - c.dead_end_mass
+    for j, g in enumerate(gammas):
+        for t, r in enumerate(res.per_train):
+            truth = bf["per_gamma"][g]["per_t"][t]
+            assert r.count_low[j] <= len(truth) and (r.count_high[j] < 0 or len(truth) <= r.count_high[j])
+            assert r.mass_low[j] / norm <= sum(truth.values()) * (1 + 1e-12) <= r.mass_high[j] / norm * (1 + 2e-12)
+            if r.latents is not None:
+                assert {k.tobytes() for k, p in zip(r.latents, r.psnr) if p >= g} <= set(truth)
+            if r.best_kind == "at least":
+                assert r.best_psnr <= bf["best"][t]
+        u = res.union[str(int(g))]
+        assert u["mass_low"] <= bf["per_gamma"][g]["union_mass"] * (1 + 1e-12) <= u["mass_high"] * (1 + 2e-12)
