@@ -190,9 +190,9 @@ def check_inputs(latent_shape: tuple, model: Any = None, train: np.ndarray | Non
 
 def add_images(cert: Certificate, model: Any, batch: int = 256, progress: bool = False) -> None:
     """The canonical images of the listed latents (float64 decode, :func:`fscert.blocks.decode_exact`)."""
-    from .blocks import decode_exact
+    from .blocks import decode_canonical
 
-    cert.images = decode_exact(model, cert.latents, batch=batch, progress=progress) if len(cert.latents) else \
+    cert.images = decode_canonical(model, cert.latents, batch=batch, progress=progress) if len(cert.latents) else \
         np.zeros((0, model.config.image_channels, model.config.image_size, model.config.image_size), np.uint8)
 
 
@@ -312,13 +312,13 @@ def _decode_into(cert: Certificate, model: Any, start: int, batch: int, ckpt: "_
     """Decode the listed latents from row ``start`` on, saving each chunk to the checkpoint."""
     from tqdm import tqdm
 
-    from .blocks import decode_exact
+    from .blocks import decode_canonical
 
     k = len(cert.latents)
     chunk = 4 * batch                                 # rows decoded between checkpoint saves
     for lo in tqdm(range(start, k, chunk), desc="decode", unit="chunk", disable=not progress, leave=False):
         hi = min(k, lo + chunk)
-        cert.images[lo:hi] = decode_exact(model, cert.latents[lo:hi], batch=batch)
+        cert.images[lo:hi] = decode_canonical(model, cert.latents[lo:hi], batch=batch)
         if ckpt is not None:
             ckpt.save_images(cert.images, lo, hi)
 

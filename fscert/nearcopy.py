@@ -152,43 +152,13 @@ class NearCopySearch:
 
     # ------------------------------------------------------------------ one training image
 
-    def window_ids(self, latents: np.ndarray, positions: list[tuple[int, int]]) -> dict[tuple[int, int], np.ndarray]:
-        """Block id of each latent's window at each position (decoding windows not seen yet)."""
-        from .patches import token_to_index, tokens
-        from .search import window_cells
-
-        m, h, w = self.tables.shape
-        tid = token_to_index(tokens(latents)).astype(np.uint64)
-        pw = self.layout.per_word
-        keys = {}
-        for pos in positions:
-            k = np.zeros((len(latents), self.layout.key_words), np.uint64)
-            for j, c in enumerate(window_cells(pos[0], pos[1], h, w, self.radius)):
-                k[:, j // pw] |= tid[:, c] << np.uint64((j % pw) * m)
-            keys[pos] = k
-        return self.dec.lookup_many(keys)
-
     def images(self, latents: np.ndarray) -> np.ndarray:
-        """Canonical images (uint8, K×C×H×W) stitched from the decoded blocks.
+        """Canonical images of reachable latents, stitched from the decoded blocks
+        (:meth:`fscert.blocks.BlockDecoder.images`: always equal to ``decode_exact``)."""
+        return self.dec.images(latents)
 
-        A block without a tie pixel rounds exactly as the whole-latent float64 decode
-        (:func:`fscert.blocks.decode_exact`) does; latents that use a block with a tie are
-        decoded whole instead, so the result always equals ``decode_exact``."""
-        m, h, w = self.tables.shape
-        p, c = self.dec.p, self.dec.c
-        k = len(latents)
-        out = np.empty((k, c, h * p, w * p), np.uint8)
-        tied = np.zeros(k, bool)
-        all_ids = self.window_ids(latents, [(y, x) for y in range(h) for x in range(w)])
-        for y in range(h):
-            for x in range(w):
-                ids = all_ids[(y, x)]
-                u = self.dec.u8[(y, x)][ids]
-                tied |= (u != self.dec.alt[(y, x)][ids]).any(1)
-                out[:, :, y * p:(y + 1) * p, x * p:(x + 1) * p] = u.reshape(k, c, p, p)
-        if tied.any():
-            out[tied] = decode_exact(self.model, latents[tied])
-        return out
+    def window_ids(self, latents: np.ndarray, positions: list[tuple[int, int]]) -> dict[tuple[int, int], np.ndarray]:
+        return self.dec.window_ids(latents, positions)
 
     def canonical_psnr(self, latents: np.ndarray, t: int, batch: int = 4096) -> np.ndarray:
         """PSNR of each latent's canonical image to training image t, as the metrics compute it."""

@@ -210,7 +210,7 @@ def test_interrupted_enumeration_resumes_to_an_identical_certificate(setup, tmp_
     full = read_certificate(tmp_path / "full.h5")
     assert len(full.latents) > 4                       # at least two decode chunks
 
-    real, calls = fscert.blocks.decode_exact, []
+    real, calls = fscert.blocks.decode_canonical, []
 
     def dying(model, z, batch=256, progress=False):
         calls.append(len(z))
@@ -218,11 +218,11 @@ def test_interrupted_enumeration_resumes_to_an_identical_certificate(setup, tmp_
             raise KeyboardInterrupt                   # Ctrl-C during the second chunk
         return real(model, z, batch=batch, progress=progress)
 
-    monkeypatch.setattr(fscert.blocks, "decode_exact", dying)
+    monkeypatch.setattr(fscert.blocks, "decode_canonical", dying)
     r = invoke(*args, "--out", tmp_path / "c.h5")
     assert r.exit_code != 0 and not (tmp_path / "c.h5").exists()
     assert (tmp_path / "c.h5.partial.h5").exists()
-    monkeypatch.setattr(fscert.blocks, "decode_exact", lambda *a, **k: calls.append(-1) or real(*a, **k))
+    monkeypatch.setattr(fscert.blocks, "decode_canonical", lambda *a, **k: calls.append(-1) or real(*a, **k))
     r = invoke(*args, "--out", tmp_path / "c.h5", "--resume")
     assert r.exit_code == 0, r.output
     resumed = read_certificate(tmp_path / "c.h5")

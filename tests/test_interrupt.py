@@ -339,8 +339,8 @@ def test_enumerate_interrupted_while_decoding_resumes_to_an_identical_certificat
     assert done < total
     record(request, "leftovers_after_sigkill", leftovers(work, "c.h5"))
     record(request, "checkpoint_rows_after_sigkill", done)       # -1: killed while writing it
-    real, rows = fscert.blocks.decode_exact, []
-    monkeypatch.setattr(fscert.blocks, "decode_exact", lambda m, z, **k: rows.append(len(z)) or real(m, z, **k))
+    real, rows = fscert.blocks.decode_canonical, []
+    monkeypatch.setattr(fscert.blocks, "decode_canonical", lambda m, z, **k: rows.append(len(z)) or real(m, z, **k))
     r = invoke(*enum_args(work), "--out", work / "c.h5", "--resume")
     assert r.exit_code == 0, r.output
     assert "Traceback" not in r.output and "starting from the beginning" not in r.output
@@ -369,7 +369,7 @@ def test_resume_from_a_checkpoint_cut_short_starts_again(work, cut, monkeypatch)
                     load_images("mnist", limit=N_TRAIN))
     cfg = CertifyConfig(rho=2, train="mnist", train_limit=N_TRAIN, batch=1)
     ref = certify(inputs, cfg)
-    real, rows = fscert.blocks.decode_exact, []
+    real, rows = fscert.blocks.decode_canonical, []
 
     def decode(m, z, **k):
         rows.append(len(z))
@@ -378,7 +378,7 @@ def test_resume_from_a_checkpoint_cut_short_starts_again(work, cut, monkeypatch)
         return real(m, z, **k)
 
     ck = work / "c.h5.partial.h5"
-    monkeypatch.setattr(fscert.blocks, "decode_exact", decode)
+    monkeypatch.setattr(fscert.blocks, "decode_canonical", decode)
     with pytest.raises(KeyboardInterrupt):
         certify(inputs, cfg, checkpoint=ck)
     data = ck.read_bytes()
@@ -392,7 +392,7 @@ def test_resume_from_a_checkpoint_cut_short_starts_again(work, cut, monkeypatch)
         with h5py.File(ck, "a") as f:
             del f.attrs["n_done"]
     rows.clear()
-    monkeypatch.setattr(fscert.blocks, "decode_exact", lambda m, z, **k: rows.append(len(z)) or real(m, z, **k))
+    monkeypatch.setattr(fscert.blocks, "decode_canonical", lambda m, z, **k: rows.append(len(z)) or real(m, z, **k))
     got = certify(inputs, cfg, checkpoint=ck)
     assert sum(rows) == len(ref.latents)                                         # started again
     for name, arr in ref.datasets().items():

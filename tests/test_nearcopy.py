@@ -262,3 +262,15 @@ def test_capped_search_intervals_contain_the_truth():
                 assert r.best_psnr <= bf["best"][t]
         u = res.union[str(int(g))]
         assert u["mass_low"] <= bf["per_gamma"][g]["union_mass"] * (1 + 1e-12) <= u["mass_high"] * (1 + 2e-12)
+
+
+@pytest.mark.parametrize("m,ls,r,transition", [(3, 8, 3, False), (2, 16, 3, True), (2, 8, 1, False), (7, 8, 3, False)])
+def test_stitched_decode_equals_whole_latent_decode(m, ls, r, transition):
+    """The certificate's stitched decode (each window decoded once) gives the float64 whole-latent images."""
+    from fscert.blocks import decode_canonical
+
+    model = _model(m, ls, r, transition, seed=1)
+    rng = np.random.default_rng(m + ls)
+    z = np.where(rng.random((300, m, ls, ls)) < 0.5, -1, 1).astype(np.int8)
+    z[100:] = np.where(rng.random(z[100:].shape) < 0.05, -1, 1) * z[:100].repeat(2, 0)   # shared windows
+    assert np.array_equal(decode_canonical(model, z), decode_exact(model, z))
