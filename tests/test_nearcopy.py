@@ -142,14 +142,19 @@ def test_real_latents_equal_brute_force():
     assert checked >= 3
 
 
+def _search_and_brute_force(rho: int, model_seed: int, case_seed: int, gammas, **cfg):
+    """A near-copy search with options ``cfg`` and the brute-force truth, on one _case."""
+    model = _model(2, 8, 3, False, seed=model_seed)
+    base, z, cnt, c = _case(2, 8, rho, seed=case_seed, flips=0.02)
+    train = generated_values(decode_exact(model, base))
+    res = near_copy_search(z, cnt, rho, model, train, NearCopyConfig(gammas=gammas, **cfg), c.dead_end_mass)
+    return res, brute_force(z, cnt, rho, model, train, gammas), c
+
+
 def test_intervals_contain_the_truth_when_not_listed():
     """max_listed = 2 forces the binned intervals: they must contain the brute-force values."""
-    model = _model(2, 8, 3, False, seed=7)
-    base, z, cnt, c = _case(2, 8, 2, seed=11, flips=0.02)
-    train = generated_values(decode_exact(model, base))
     gammas = (22.0, 30.0)
-    res = near_copy_search(z, cnt, 2, model, train, NearCopyConfig(gammas=gammas, max_listed=2), c.dead_end_mass)
-    bf = brute_force(z, cnt, 2, model, train, gammas)
+    res, bf, c = _search_and_brute_force(2, 7, 11, gammas, max_listed=2)
     norm = 1 - c.dead_end_mass
     saw_interval = False
     for j, g in enumerate(gammas):
@@ -243,12 +248,8 @@ def test_survival_weights_sum_to_the_surviving_mass():
 def test_capped_search_intervals_contain_the_truth():
     """A state cap far below the layer sizes: every figure becomes an interval that contains the
     brute-force value; the near-copies it lists are real ones."""
-    model = _model(2, 8, 3, False, seed=4)
-    base, z, cnt, c = _case(2, 8, 1, seed=3, flips=0.02)
-    train = generated_values(decode_exact(model, base))
     gammas = (22.0, 28.0)
-    res = near_copy_search(z, cnt, 1, model, train, NearCopyConfig(gammas=gammas, max_states=3), c.dead_end_mass)
-    bf = brute_force(z, cnt, 1, model, train, gammas)
+    res, bf, c = _search_and_brute_force(1, 4, 3, gammas, max_states=3)
     assert any(r.dropped_mass > 0 for r in res.per_train)
     norm = 1 - c.dead_end_mass
     for j, g in enumerate(gammas):
