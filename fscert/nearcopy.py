@@ -336,7 +336,8 @@ def near_copy_search(latents: np.ndarray, counts: np.ndarray | None, rho: int, m
             psnr = _psnr_matrix(images, s.train[unlisted])
             overlap = {t: [(int((psnr[:, i] >= g).sum()), float(res.prob[psnr[:, i] >= g].sum())) for g in s.gammas]
                        for i, t in enumerate(unlisted)}
-            res.union = _union(per, s.gammas, res.flags, res.prob, dead_end_mass, overlap)
+            groups = disjoint_groups(s.train, [s.budget(g) for g in s.gammas])
+            res.union = _union(per, s.gammas, res.flags, res.prob, dead_end_mass, overlap, groups)
     res.ties, res.windows_decoded = s.dec.ties, s.dec.decoded
     return res
 
@@ -399,12 +400,47 @@ def merge(per: list[TrainResult], gammas: tuple[float, ...], dead: float, shape,
                           pair_psnr, union, ties=dec.ties if dec else 0, windows_decoded=dec.decoded if dec else 0)
 
 
+def disjoint_groups(train: np.ndarray, budgets: list[float], chunk: int = 1024) -> list[np.ndarray]:
+    """Per budget B: a group id per training image such that images in different groups have
+    disjoint near-copy sets. An output within B of both x_t and x_t′ puts them within 2√B of
+    each other (triangle inequality), so images farther apart than that can share no near-copy;
+    groups are the connected components of "within 2√B" (with a 1e-6 relative margin)."""
+    import torch
+
+    x = torch.from_numpy(np.asarray(train, np.float64).reshape(len(train), -1))
+    n = len(x)
+    out = []
+    for b in budgets:
+        parent = np.arange(n)
+
+        def find(a: int) -> int:
+            while parent[a] != a:
+                parent[a] = parent[parent[a]]
+                a = parent[a]
+            return a
+
+        for lo in range(0, n, chunk):
+            d = torch.cdist(x[lo:lo + chunk], x).pow(2).numpy()
+            ii, jj = np.nonzero(d <= 4 * b * (1 + 1e-6))
+            for i, j in zip((ii + lo).tolist(), jj.tolist()):
+                if i < j:
+                    ri, rj = find(i), find(j)
+                    if ri != rj:
+                        parent[max(ri, rj)] = min(ri, rj)
+        out.append(np.array([find(i) for i in range(n)]))
+    return out
+
+
 def _union(per: list[TrainResult], gammas, flags: np.ndarray, prob: np.ndarray, dead: float,
-           overlap: dict[int, list[tuple[int, float]]] | None = None) -> dict[str, Any]:
+           overlap: dict[int, list[tuple[int, float]]] | None = None,
+           groups: list[np.ndarray] | None = None) -> dict[str, Any]:
     """Per γ: count and mass of outputs within γ of some training image, exact or [low, high].
 
     ``overlap[t][j]``: count and mass of the listed near-copies that are also within γ_j of an
-    unlisted training image t; they are in the union already, so they are not counted twice."""
+    unlisted training image t; they are in the union already, so they are not counted twice.
+    ``groups[j]`` (:func:`disjoint_groups`): unlisted images of different groups have disjoint
+    sets, so the lower end adds each group's largest set; a group with one unlisted image whose
+    figures are exact makes its part of the union exact."""
     out: dict[str, Any] = {}
     unlisted = [r for r in per if not r.listed]
     overlap = overlap or {}
@@ -422,13 +458,26 @@ def _union(per: list[TrainResult], gammas, flags: np.ndarray, prob: np.ndarray, 
         mlow = [max(0.0, _renorm(r.mass_low[j], dead) - o[1]) for r, o in zip(unlisted, ov)]
         mhigh = [_renorm(r.mass_high[j], dead) - o[1] for r, o in zip(unlisted, ov)]
         unknown = any(v < 0 for v in highs) or any(not math.isfinite(v) for v in mhigh)
-        c_lo = listed_count + max(lows)
-        m_lo = listed_mass + max(mlow)
+        gid = [int(groups[j][r.index]) if groups is not None else 0 for r in unlisted]
+        best_c: dict[int, int] = {}
+        best_m: dict[int, float] = {}
+        for g_id, lo_c, lo_m in zip(gid, lows, mlow):
+            best_c[g_id] = max(best_c.get(g_id, 0), lo_c)
+            best_m[g_id] = max(best_m.get(g_id, 0.0), lo_m)
+        c_lo = listed_count + sum(best_c.values())
+        m_lo = listed_mass + math.fsum(best_m.values())
         c_hi = None if unknown else listed_count + sum(highs)
-        m_hi = 1.0 if unknown else min(1.0, listed_mass + sum(max(0.0, v) for v in mhigh))
-        out[key] = {"exact": False, "count_low": str(c_lo), "count_high": None if c_hi is None else str(c_hi),
-                    "mass_low": m_lo, "mass_high": m_hi,
-                    "reason": (f"{len(unlisted)} training image(s) have too many near-copies to list; their sets may "
-                               "overlap, so the union is bounded by the largest set and the sum of the sets"
+        m_hi = 1.0 if unknown else min(1.0, listed_mass + math.fsum(max(0.0, v) for v in mhigh))
+        exact = c_hi is not None and c_lo == c_hi and m_hi - m_lo <= 1e-12 * max(m_hi, 1e-300)
+        shared = len(set(gid)) < len(gid)
+        out[key] = {"exact": bool(exact), "count_low": str(c_lo), "count_high": None if c_hi is None else str(c_hi),
+                    "mass_low": m_lo if not exact else m_hi, "mass_high": m_hi,
+                    "reason": (f"{len(unlisted)} training image(s) have too many near-copies to list; counted "
+                               "exactly without listing, and no two of them are within 2√B of each other, so "
+                               "their sets cannot overlap: the union is their exact sum" if exact else
+                               f"{len(unlisted)} training image(s) have too many near-copies to list"
+                               + ("; some of them are close enough to share near-copies, so the union is bounded "
+                                  "by the largest set and the sum of the sets" if shared else
+                                  "; their own counts are intervals (cost bins)")
                                + ("; some searches were too large, so the upper end is unknown" if unknown else ""))}
     return out

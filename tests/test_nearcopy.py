@@ -275,3 +275,17 @@ def test_stitched_decode_equals_whole_latent_decode(m, ls, r, transition):
     z = np.where(rng.random((300, m, ls, ls)) < 0.5, -1, 1).astype(np.int8)
     z[100:] = np.where(rng.random(z[100:].shape) < 0.05, -1, 1) * z[:100].repeat(2, 0)   # shared windows
     assert np.array_equal(decode_canonical(model, z), decode_exact(model, z))
+
+
+def test_disjoint_groups_separate_images_farther_than_twice_the_radius():
+    """Images in different groups are more than 2√B apart, so no output can be within B of both."""
+    from fscert.nearcopy import disjoint_groups
+
+    rng = np.random.default_rng(5)
+    x = rng.random((40, 1, 4, 4)).astype(np.float32)
+    x[20:] = np.clip(x[:20] + rng.normal(0, 0.05, x[:20].shape), 0, 1)            # close pairs
+    for b, groups in zip((0.05, 0.5, 5.0), disjoint_groups(x, [0.05, 0.5, 5.0])):
+        d = ((x.reshape(40, 1, -1).astype(np.float64) - x.reshape(1, 40, -1)) ** 2).sum(-1)
+        apart = groups[:, None] != groups[None, :]
+        assert (d[apart] > 4 * b).all()
+    assert len(set(disjoint_groups(x, [1e-6])[0])) == 40 and len(set(disjoint_groups(x, [100.0])[0])) == 1
