@@ -86,10 +86,6 @@ class TrainResult:
     dropped_mass: float = 0.0                  # raw mass the state cap left unexamined (0: nothing)
 
 
-def _latent_rows(tok_KL: np.ndarray, shape) -> np.ndarray:
-    return tokens_to_latents(tok_KL, shape)
-
-
 class NearCopySearch:
     """Searches every training image's near-copies over the reachable set of E at range ρ."""
 
@@ -200,7 +196,7 @@ class NearCopySearch:
                       max_states=graph.max_states, best_kind=kind, dropped_mass=dropped)
         paths = list_paths(graph, max_out=self.cfg.max_listed)
         if not paths.overflow:
-            lat = _latent_rows(paths.tok, self.tables.shape)
+            lat = tokens_to_latents(paths.tok, self.tables.shape)
             psnr = self.canonical_psnr(lat, t)
             keep = psnr >= gs[0]
             lat, raw, psnr = lat[keep], paths.raw_prob[keep], psnr[keep]
@@ -247,7 +243,7 @@ class NearCopySearch:
                 return math.nan, "unknown", None, math.nan
             return float(psnr_from_sqdist(budget, self.dim)), "at most", None, math.nan
         tied = list_paths(g, budget=g.best * (1 + 4 * SLACK), max_out=64)
-        lat = _latent_rows(tied.tok, self.tables.shape)
+        lat = tokens_to_latents(tied.tok, self.tables.shape)
         psnr = self.canonical_psnr(lat, t)
         j = int(np.argmax(psnr))
         return float(psnr[j]), "exact" if g.dropped_mass == 0 else "at least", lat[j], float(tied.raw_prob[j])
@@ -313,33 +309,41 @@ def _renorm(raw: float, dead: float) -> float:
 def near_copy_search(latents: np.ndarray, counts: np.ndarray | None, rho: int, model, train: np.ndarray,
                      cfg: NearCopyConfig, dead_end_mass: float, progress: bool = False,
                      tables: Tables | None = None, train_indices: list[int] | None = None) -> NearCopyResult:
-    """Run :class:`NearCopySearch` for every training image (or ``train_indices``) and merge."""
+    """Run :class:`NearCopySearch` for every training image (or ``train_indices``) and merge: the
+    listed near-copies deduplicated, each one's nearest training image and PSNR computed as the
+    listing's metrics do (``metrics.nearest_train``), and the union bounded (:func:`_union`)."""
     from tqdm import tqdm
+
+    from .metrics import nearest_train
 
     s = NearCopySearch(latents, counts, rho, model, train, cfg, tables)
     idx = list(range(len(train))) if train_indices is None else list(train_indices)
     per = [s.run_one(t) for t in tqdm(idx, desc="near-copies", unit="image", disable=not progress, leave=False)]
-    res = merge(per, s.gammas, dead_end_mass, s.tables.shape, s.dec)
-    res.searcher = s
+    lat, raw, pair_row, pair_train, pair_psnr = _dedupe(per, s.tables.shape)
     c = model.config
-    res.images = s.images(res.latents) if len(res.latents) else \
-        np.zeros((0, c.image_channels, c.image_size, c.image_size), np.uint8)
-    if len(res.latents):
-        from .metrics import nearest_train
-
-        images = generated_values(res.images)
-        nn_idx, nn_psnr = nearest_train(images.reshape(len(images), -1), s.train.reshape(len(s.train), -1))
-        res.nearest_train, res.psnr = np.asarray(nn_idx, np.int64), np.asarray(nn_psnr, np.float64)
-        res.flags = res.psnr[:, None] >= np.asarray(s.gammas, np.float64)[None, :]
-        unlisted = [r.index for r in per if not r.listed]
-        if unlisted:                                 # listed near-copies also near an unlisted image
-            psnr = _psnr_matrix(images, s.train[unlisted])
-            overlap = {t: [(int((psnr[:, i] >= g).sum()), float(res.prob[psnr[:, i] >= g].sum())) for g in s.gammas]
+    images = s.images(lat) if len(lat) else np.zeros((0, c.image_channels, c.image_size, c.image_size), np.uint8)
+    gen = generated_values(images).reshape(len(images), int(np.prod(images.shape[1:])))
+    if len(lat):
+        nn_idx, nn_psnr = nearest_train(gen, s.train.reshape(len(s.train), -1))
+    else:
+        nn_idx, nn_psnr = np.zeros(0, np.int64), np.zeros(0)
+    nn_psnr = np.asarray(nn_psnr, np.float64)
+    flags = nn_psnr[:, None] >= np.asarray(s.gammas, np.float64)[None, :]
+    prob = raw / (1.0 - dead_end_mass)
+    with np.errstate(divide="ignore"):
+        logp = np.log(raw) - math.log(1.0 - dead_end_mass)
+    unlisted = [r.index for r in per if not r.listed]
+    overlap, groups = {}, None
+    if unlisted:
+        if len(lat):                                 # listed near-copies also near an unlisted image
+            psnr = _psnr_matrix(gen, s.train[unlisted])
+            overlap = {t: [(int((psnr[:, i] >= g).sum()), float(prob[psnr[:, i] >= g].sum())) for g in s.gammas]
                        for i, t in enumerate(unlisted)}
-            groups = disjoint_groups(s.train, [s.budget(g) for g in s.gammas])
-            res.union = _union(per, s.gammas, res.flags, res.prob, dead_end_mass, overlap, groups)
-    res.ties, res.windows_decoded = s.dec.ties, s.dec.decoded
-    return res
+        groups = disjoint_groups(s.train, [s.budget(g) for g in s.gammas])
+    union = _union(per, s.gammas, flags, prob, dead_end_mass, overlap, groups)
+    return NearCopyResult(s.gammas, dead_end_mass, per, lat, prob, logp, np.asarray(nn_idx, np.int64), nn_psnr,
+                          flags, pair_row, pair_train, pair_psnr, union, ties=s.dec.ties,
+                          windows_decoded=s.dec.decoded, images=images, searcher=s)
 
 
 def _psnr_matrix(gen: np.ndarray, train: np.ndarray, pairs: int = 1 << 22) -> np.ndarray:
@@ -356,9 +360,10 @@ def _psnr_matrix(gen: np.ndarray, train: np.ndarray, pairs: int = 1 << 22) -> np
     return out
 
 
-def merge(per: list[TrainResult], gammas: tuple[float, ...], dead: float, shape, dec: BlockDecoder | None = None
-          ) -> NearCopyResult:
-    """Deduplicate the listed near-copies, pick each one's nearest training image, bound the union."""
+def _dedupe(per: list[TrainResult], shape) -> tuple[np.ndarray, ...]:
+    """The listed near-copies of every training image, deduplicated, in the listing's order
+    (lexicographic in the raster token sequence), with their raw probabilities and every
+    (near-copy row, training image, PSNR) pair sorted by row then training index."""
     m, h, w = shape
     rows: dict[bytes, int] = {}
     lat_list, raw_list = [], []
@@ -377,27 +382,13 @@ def merge(per: list[TrainResult], gammas: tuple[float, ...], dead: float, shape,
     n = len(lat_list)
     lat = np.stack(lat_list) if n else np.zeros((0, m, h, w), np.int8)
     raw = np.asarray(raw_list, np.float64)
-    pair_row, pair_train, pair_psnr = (np.asarray(pr, np.int64), np.asarray(pt, np.int64), np.asarray(pp, np.float64))
-    # deterministic order: lexicographic in the raster token sequence, as the listing
+    pair_row, pair_train, pair_psnr = np.asarray(pr, np.int64), np.asarray(pt, np.int64), np.asarray(pp, np.float64)
     order = np.lexsort(lat.transpose(0, 2, 3, 1).reshape(n, -1).T[::-1]) if n else np.zeros(0, np.int64)
     rank = np.empty(n, np.int64)
     rank[order] = np.arange(n)
-    lat, raw = lat[order], raw[order]
     pair_row = rank[pair_row] if n else pair_row
     o2 = np.lexsort((pair_train, pair_row))
-    pair_row, pair_train, pair_psnr = pair_row[o2], pair_train[o2], pair_psnr[o2]
-    nearest = np.full(n, -1, np.int64)
-    best = np.full(n, -np.inf)
-    for j, t, v in zip(pair_row.tolist(), pair_train.tolist(), pair_psnr.tolist()):
-        if v > best[j]:                                  # pairs are sorted by training index: ties keep the lower
-            best[j], nearest[j] = v, t
-    flags = best[:, None] >= np.asarray(gammas, np.float64)[None, :] if n else np.zeros((0, len(gammas)), bool)
-    prob = raw / (1.0 - dead)
-    with np.errstate(divide="ignore"):
-        logp = np.log(raw) - math.log(1.0 - dead)
-    union = _union(per, gammas, flags, prob, dead)
-    return NearCopyResult(tuple(gammas), dead, per, lat, prob, logp, nearest, best, flags, pair_row, pair_train,
-                          pair_psnr, union, ties=dec.ties if dec else 0, windows_decoded=dec.decoded if dec else 0)
+    return lat[order], raw[order], pair_row[o2], pair_train[o2], pair_psnr[o2]
 
 
 def disjoint_groups(train: np.ndarray, budgets: list[float], chunk: int = 1024) -> list[np.ndarray]:

@@ -231,6 +231,17 @@ def _window_keys(child, wslots, per_word, m, kw):
 
 
 @numba.njit(cache=True)
+def _hash_of(row):
+    h = np.uint64(0x9E3779B97F4A7C15)
+    for w in range(row.shape[0]):
+        x = row[w] ^ h
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        h = x ^ (x >> np.uint64(31))
+    return h
+
+
+@numba.njit(cache=True)
 def _merge(child, keep, gval):
     """Mask children with ``keep`` and merge equal states: (child id per edge, states, g_min)."""
     e_n, nw = child.shape
@@ -244,14 +255,9 @@ def _merge(child, keep, gval):
     row = np.empty(nw, np.uint64)
     nn = 0
     for e in range(e_n):
-        h = np.uint64(0x9E3779B97F4A7C15)
         for w in range(nw):
             row[w] = child[e, w] & keep[w]
-            x = row[w] ^ h
-            x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-            x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-            h = x ^ (x >> np.uint64(31))
-        slot = np.int64(h & np.uint64(tsize - 1))
+        slot = np.int64(_hash_of(row) & np.uint64(tsize - 1))
         while True:
             c = table[slot]
             if c < 0:
@@ -388,17 +394,6 @@ def search(tables: Tables, layout: Layout, cost: CostFn, budget: float, lower_bo
 
 
 # ----------------------------------------------------------------------------- survival
-
-
-@numba.njit(cache=True)
-def _hash_of(row):
-    h = np.uint64(0x9E3779B97F4A7C15)
-    for w in range(row.shape[0]):
-        x = row[w] ^ h
-        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        h = x ^ (x >> np.uint64(31))
-    return h
 
 
 @numba.njit(cache=True)

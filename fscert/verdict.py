@@ -219,7 +219,7 @@ def add_search_verdict(cert, latents: np.ndarray, counts: np.ndarray | None, mod
         maps["mass"][k] = float(u["mass_low"]) if u["exact"] else None
         maps["uir"][k] = (1.0 - int(u["count_low"]) / reach) if u["exact"] and reach else None
         maps["uir_w"][k] = (1.0 - float(u["mass_low"])) if u["exact"] else None
-    top_attrs = _add_top(cert, res, latents, counts, cfg, dead_end_mass)
+    top_attrs = _add_top(cert, res, cfg, dead_end_mass)
     unresolved = [r.index for r in per if r.reason.startswith("search too large")]
     cert.attrs.update(
         gammas=np.asarray(gammas, np.float64), verdict_scope=SCOPE_SEARCHED,
@@ -237,9 +237,8 @@ def add_search_verdict(cert, latents: np.ndarray, counts: np.ndarray | None, mod
                            "windows_from_E": bool(cfg.rho >= model.config.receptive_field - 1)}), **top_attrs)
 
 
-def _add_top(cert, res, latents: np.ndarray, counts: np.ndarray | None, cfg, dead_end_mass: float) -> dict:
+def _add_top(cert, res, cfg, dead_end_mass: float) -> dict:
     """The ``top_k`` most probable outputs (fscert.probable), exact, with their canonical images."""
-    from .enumeration import build_tables
     from .probable import most_probable
     from .search import SearchTooLarge
 
@@ -247,7 +246,7 @@ def _add_top(cert, res, latents: np.ndarray, counts: np.ndarray | None, cfg, dea
     if k <= 0:
         return {}
     try:
-        top = most_probable(build_tables(latents, cfg.rho, counts), k, dead_end_mass)
+        top = most_probable(res.searcher.tables, k, dead_end_mass)          # the search's tables of E
     except SearchTooLarge as e:
         return {"top_note": f"most probable outputs not computed: {e}"}
     n = top.n_exact if not top.exact else len(top.latents)       # only the proven prefix is stored
