@@ -121,3 +121,59 @@ def max_memory_option(what: str):
 def echo_err(line: str) -> None:
     """Diagnostics (estimates, notes) go to stderr; results to stdout."""
     click.echo(line, err=True)
+
+
+# --- output conventions shared by every command (issue 12 item 8) -------------------------------
+#: ``--json PATH``: PATH "-" means stdout; then stdout carries the JSON and nothing else.
+STDOUT = "-"
+
+
+def json_option(what: str = "the result"):
+    """``--json PATH``: write ``what`` as JSON to PATH, or to stdout with ``--json -``."""
+    return click.option("--json", "json_out", type=click.Path(dir_okay=False, allow_dash=True), metavar="PATH|-",
+                        help=f"Write {what} as JSON to PATH ('-': stdout, which then holds only the JSON).")
+
+
+def quiet_option():
+    """``--quiet``: no progress, estimates or stage lines on stderr; errors are still printed."""
+    return click.option("--quiet", "-q", is_flag=True, help="Print only results and errors.")
+
+
+def json_to_stdout(json_out: str | None) -> bool:
+    return json_out == STDOUT
+
+
+def write_json(dest: str, obj, force: bool = True) -> None:
+    """Write ``obj`` as JSON to ``dest`` (atomically: temporary file, then rename) or to stdout for "-"."""
+    import json
+
+    from fscert.errors import atomic_path
+
+    text = json.dumps(obj, indent=2, allow_nan=False) + "\n"
+    if dest == STDOUT:
+        click.echo(text, nl=False)
+        return
+    with atomic_path(dest) as tmp:
+        tmp.write_text(text)
+
+
+class Console:
+    """Where a command's lines go: results to stdout (or stderr when stdout holds ``--json -``),
+    diagnostics to stderr unless ``quiet``."""
+
+    def __init__(self, quiet: bool = False, json_out: str | None = None):
+        self.quiet = quiet
+        self.results_to_stderr = json_to_stdout(json_out)
+
+    def result(self, line: str) -> None:
+        """A result line: stdout; stderr when stdout holds the JSON (then not at all if quiet)."""
+        if not (self.quiet and self.results_to_stderr):
+            click.echo(line, err=self.results_to_stderr)
+
+    def log(self, line: str) -> None:
+        if not self.quiet:
+            click.echo(line, err=True)
+
+    @property
+    def progress(self) -> bool:
+        return progress_enabled() and not self.quiet
