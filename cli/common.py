@@ -1,6 +1,7 @@
 """Shared CLI plumbing: one-line errors, --debug, shared option types."""
 from __future__ import annotations
 
+import contextlib
 import sys
 
 import click
@@ -104,10 +105,157 @@ def kappa_check(ctx, param, value):
     return value
 
 
-def progress_enabled() -> bool:
-    return sys.stderr.isatty()
+# --- progress and --quiet ------------------------------------------------------------------------
+QUIET_KEY = "fscert.quiet"
 
 
+def is_quiet() -> bool:
+    """True inside a command run with ``--quiet``."""
+    ctx = click.get_current_context(silent=True)
+    return bool(ctx is not None and ctx.meta.get(QUIET_KEY))
+
+
+def progress_enabled():
+    """The ``progress`` argument for library calls (fscert.progress): ``True`` (tqdm bars) when
+    stderr is a terminal, :data:`fscert.progress.LINES` elsewhere (a line every 30 s instead of
+    bar redraws; falsy, so code that only knows tqdm draws nothing), ``False`` with --quiet."""
+    from fscert.progress import LINES, is_terminal
+
+    if is_quiet():
+        return False
+    return True if is_terminal() else LINES
+
+
+@contextlib.contextmanager
+def _silenced():
+    """--quiet: no warnings and no log records below errors while the command runs."""
+    import logging
+    import warnings
+
+    before = logging.root.manager.disable
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        logging.disable(logging.WARNING)
+        try:
+            yield
+        finally:
+            logging.disable(before)
+
+
+def _quiet_callback(ctx: click.Context, param, value):
+    """Record --quiet for :func:`echo_err` and :func:`progress_enabled`; silence warnings with it,
+    else run a heartbeat (fscert.progress.heartbeat: off a terminal, a line after 30 s without any)
+    while the command runs. Both are bound to the outermost context, closed even after a usage error."""
+    from fscert.progress import heartbeat
+
+    ctx.meta[QUIET_KEY] = bool(value)
+    root = ctx.find_root()
+    if value:
+        root.with_resource(_silenced())
+    elif not ctx.resilient_parsing:
+        root.with_resource(heartbeat(ctx.info_name or "fscert", show=progress_enabled()))
+    return value
+
+
+# --- options shared by the commands: one name, one meaning, one help text --------------------------
+class Option(click.Option):
+    """A click option with old spellings kept as hidden aliases: they work, help and error
+    messages show only the current names (``hidden_aliases=("--n-train",)``)."""
+
+    def __init__(self, *args, hidden_aliases: tuple[str, ...] = (), **kw):
+        super().__init__(*args, **kw)
+        self.hidden_aliases = tuple(hidden_aliases)
+
+    @contextlib.contextmanager
+    def _shown(self):
+        opts, secondary = self.opts, self.secondary_opts
+        self.opts = [o for o in opts if o not in self.hidden_aliases]
+        self.secondary_opts = [o for o in secondary if o not in self.hidden_aliases]
+        try:
+            yield
+        finally:
+            self.opts, self.secondary_opts = opts, secondary
+
+    def get_help_record(self, ctx):
+        with self._shown():
+            return super().get_help_record(ctx)
+
+    def get_error_hint(self, ctx) -> str:
+        with self._shown():
+            return super().get_error_hint(ctx)
+
+
+def option(*decls: str, hidden_aliases: tuple[str, ...] = (), **kw):
+    """``click.option`` with :class:`Option`; ``hidden_aliases`` are accepted too, never shown."""
+    return click.option(*decls, *hidden_aliases, cls=Option, hidden_aliases=tuple(hidden_aliases), **kw)
+
+
+class OutputPath(click.Path):
+    """A path to write: never "-" (there is no stdout form of this output; a file named "-" would
+    be made otherwise)."""
+
+    def convert(self, value, param, ctx):
+        if value in ("-", b"-"):
+            self.fail("'-' (standard output) cannot hold this output; give a file or folder name", param, ctx)
+        return super().convert(value, param, ctx)
+
+
+def out_option(help: str, name: str = "out", required: bool = True, folder: bool = False,
+               hidden_aliases: tuple[str, ...] = ()):
+    """``--out PATH`` / ``-o PATH``: the output file (``folder``: folder) of a command."""
+    return option("--out", "-o", name, required=required, hidden_aliases=hidden_aliases,
+                  type=OutputPath(file_okay=not folder, dir_okay=folder), metavar="DIR" if folder else "PATH",
+                  help=help)
+
+
+def force_option(what: str = "existing outputs"):
+    return click.option("--force", is_flag=True, help=f"Overwrite {what}.")
+
+
+def seed_option(default: int | None = None):
+    from fscert.defaults import DEFAULTS
+
+    return click.option("--seed", type=int, default=DEFAULTS["seed"] if default is None else default,
+                        show_default=True, callback=non_negative_int,
+                        help="Random seed (≥ 0): the same seed gives the same result.")
+
+
+def split_option():
+    from fscert.data import SPLITS
+
+    return click.option("--split", type=click.Choice(SPLITS), default="train", show_default=True,
+                        help="Which split of DATA to read (MedMNIST-style .npz files).")
+
+
+def limit_option(help: str = "Use only the first N images of DATA.", default: int | None = None,
+                 hidden_aliases: tuple[str, ...] = ()):
+    """``--limit N``: everywhere "the first N (training) images"."""
+    return option("--limit", "limit", type=click.IntRange(min=1), default=default, metavar="N",
+                  show_default=default is not None, hidden_aliases=hidden_aliases, help=help)
+
+
+def gamma_check(ctx, param, value):
+    import math
+
+    for v in value if isinstance(value, tuple) else (value,):
+        if v is not None and not (math.isfinite(v) and v > 0):
+            raise click.BadParameter(f"γ must be a finite positive number, got {v}")
+    return value
+
+
+def gamma_option(default: tuple[float, ...] | None = None):
+    """``--gamma dB`` (repeatable): the PSNR thresholds γ."""
+    if default is None:
+        return click.option("--gamma", "gammas", type=float, multiple=True, callback=gamma_check, metavar="dB",
+                            help="PSNR threshold γ in dB (repeatable) [default: 25, 30].")
+    return click.option("--gamma", "gammas", type=float, multiple=True, default=default, show_default=True,
+                        callback=gamma_check, metavar="dB", help="PSNR threshold γ in dB (repeatable).")
+
+
+def batch_size_option(default: int, help: str = "Images per batch.", hidden_aliases: tuple[str, ...] = (),
+                      name: str = "batch_size"):
+    return option("--batch-size", name, type=click.IntRange(min=1), default=default, show_default=True,
+                  hidden_aliases=hidden_aliases, help=help)
 
 
 def max_memory_option(what: str):
@@ -119,8 +267,9 @@ def max_memory_option(what: str):
 
 
 def echo_err(line: str) -> None:
-    """Diagnostics (estimates, notes) go to stderr; results to stdout."""
-    click.echo(line, err=True)
+    """Diagnostics (estimates, notes, stage lines) go to stderr, not at all with --quiet; results to stdout."""
+    if not is_quiet():
+        click.echo(line, err=True)
 
 
 # --- output conventions shared by every command (issue 12 item 8) -------------------------------
@@ -134,9 +283,13 @@ def json_option(what: str = "the result"):
                         help=f"Write {what} as JSON to PATH ('-': stdout, which then holds only the JSON).")
 
 
-def quiet_option():
-    """``--quiet``: no progress, estimates or stage lines on stderr; errors are still printed."""
-    return click.option("--quiet", "-q", is_flag=True, help="Print only results and errors.")
+def quiet_option(expose_value: bool = True):
+    """``--quiet``: no progress, estimates, stage lines or warnings on stderr; errors are still printed.
+
+    Without ``expose_value`` the command gets no ``quiet`` argument: :func:`echo_err` and
+    :func:`progress_enabled` obey it all the same."""
+    return click.option("--quiet", "-q", is_flag=True, expose_value=expose_value, callback=_quiet_callback,
+                        help="Print only results and errors (no progress, estimates or warnings).")
 
 
 def json_to_stdout(json_out: str | None) -> bool:
@@ -149,12 +302,31 @@ def write_json(dest: str, obj, force: bool = True) -> None:
 
     from fscert.errors import atomic_path
 
-    text = json.dumps(obj, indent=2, allow_nan=False) + "\n"
+    text = json.dumps(_strict_json(obj), indent=2, allow_nan=False) + "\n"
     if dest == STDOUT:
         click.echo(text, nl=False)
         return
     with atomic_path(dest) as tmp:
         tmp.write_text(text)
+
+
+def _strict_json(x):
+    """Plain JSON values: numpy scalars and arrays as Python, paths as strings, NaN and ±inf as null
+    ("unknown", as summary.json writes them)."""
+    import math
+    from pathlib import PurePath
+
+    if isinstance(x, dict):
+        return {str(k): _strict_json(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_strict_json(v) for v in x]
+    if isinstance(x, PurePath):
+        return str(x)
+    if hasattr(x, "tolist") and not isinstance(x, (str, bytes)):      # numpy scalar or array
+        return _strict_json(x.tolist())
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x
 
 
 class Console:
@@ -175,5 +347,6 @@ class Console:
             click.echo(line, err=True)
 
     @property
-    def progress(self) -> bool:
-        return progress_enabled() and not self.quiet
+    def progress(self):
+        """The ``progress`` argument for library calls (see :func:`progress_enabled`)."""
+        return False if self.quiet else progress_enabled()

@@ -3,19 +3,20 @@ from __future__ import annotations
 
 import click
 
-from .common import non_negative_int
+from .common import Console, force_option, json_option, out_option, quiet_option, seed_option, write_json
 
 NAMES = ["training", "trials", "coverage", "tau", "rho", "consistency", "network", "compare"]
 
 
 @click.command("experiment")
 @click.argument("name", type=click.Choice(NAMES))
-@click.option("--out", "out", required=True, type=click.Path(file_okay=False),
-              help="Folder to write NAME.png and NAME.json into (created atomically).")
-@click.option("--force", is_flag=True, help="Replace an existing output folder.")
-@click.option("--seed", type=int, default=0, show_default=True, callback=non_negative_int)
+@out_option("Folder to write NAME.png and NAME.json into (created atomically).", folder=True)
+@force_option("an existing output folder")
+@seed_option()
 @click.option("--quick", is_flag=True, help="Tiny settings (seconds, for tests); numbers are not meaningful.")
-def experiment(name: str, out: str, force: bool, seed: int, quick: bool) -> None:
+@json_option("NAME.json (settings, the paper's numbers, ours)")
+@quiet_option()
+def experiment(name: str, out: str, force: bool, seed: int, quick: bool, json_out: str | None, quiet: bool) -> None:
     """Reproduce one FS-LAR figure at CPU-sized settings.
 
     \b
@@ -34,11 +35,17 @@ def experiment(name: str, out: str, force: bool, seed: int, quick: bool) -> None
     from fscert.errors import atomic_dir
     from fscert.experiments import run_experiment
 
+    con = Console(quiet, json_out)
     with atomic_dir(out, force) as tmp:
         res = run_experiment(name, tmp, seed=seed, quick=quick)
-    click.echo(f"{name}: {res['seconds']:.0f} s → {out}/{name}.png, {out}/{name}.json")
+    con.result(f"{name}: {res['seconds']:.0f} s → {out}/{name}.png, {out}/{name}.json")
     for line in res.get("summary", []):
-        click.echo(f"  {line}")
+        con.result(f"  {line}")
+    if json_out:
+        import json
+        from pathlib import Path
+
+        write_json(json_out, json.loads((Path(out) / f"{name}.json").read_text()))
 
 
 COMMANDS = [experiment]

@@ -27,6 +27,11 @@ def cli(ctx: click.Context, debug: bool) -> None:
     `fscert draw`, `fscert finetune`, `fscert enumerate`, `fscert verify`, or all at once
     with `fscert certify DATA --out DIR`. DATA is a file, a folder of images, or a
     bundled name (mnist, pneumoniamnist).
+
+    Every command: `--out/-o` names its output, `--limit N` takes the first N training
+    images, `--quiet/-q` prints only results and errors, `--json -` (where there is
+    `--json`) writes the result as JSON to stdout and nothing else there. Progress goes to
+    stderr: bars on a terminal, a line every 30 s elsewhere.
     """
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug

@@ -8,12 +8,11 @@ from fscert.defaults import DEFAULTS as D
 
 from fscert.resources import gib_to_bytes
 
-from .common import echo_err, kappa_check, max_memory_option, positive_int, tau_check
+from .common import (Console, batch_size_option, echo_err, force_option, json_option, kappa_check, limit_option,
+                     max_memory_option, out_option, quiet_option, seed_option, split_option,
+                     tau_check, write_json)
 
-data_opts = [
-    click.option("--split", default="train", show_default=True, help="MedMNIST split: train, val or test."),
-    click.option("--limit", type=int, default=None, callback=positive_int, help="Use only the first N images."),
-]
+data_opts = [split_option(), limit_option()]
 
 
 def _apply(opts):
@@ -26,7 +25,7 @@ def _apply(opts):
 
 @click.command(short_help="Train the local autoencoder on DATA (both phases).")
 @click.argument("data")
-@click.option("--out", "-o", required=True, type=click.Path(dir_okay=False), help="Model file to write (.pt).")
+@out_option("Model file to write (.pt).")
 @_apply(data_opts)
 @click.option("--latent-size", type=click.Choice(["8", "16", "32"]), default=str(D["latent_size"]), show_default=True,
               help="Latent grid H = W (Tab. 2, 3, 4).")
@@ -49,17 +48,19 @@ def _apply(opts):
 @click.option("--epochs", type=click.IntRange(min=0), default=D["epochs"], show_default=True, help="Phase-1 epochs (Eq. 2).")
 @click.option("--finetune-epochs", type=click.IntRange(min=0), default=D["finetune_epochs"], show_default=True,
               help="Phase-2 epochs: decoder on ±1 latents, encoder frozen (Eq. 4).")
-@click.option("--batch-size", type=click.IntRange(min=1), default=D["batch_size"], show_default=True)
+@batch_size_option(D["batch_size"], "Images per training step.")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=D["lr"], show_default=True,
               help="Adam learning rate.")
-@click.option("--seed", type=int, default=D["seed"], show_default=True)
+@seed_option()
 @max_memory_option("training")
 @click.option("--resume", is_flag=True,
               help="Continue an interrupted run from OUT.partial.pt (saved every 30 s; same data and options): "
                    "the model is identical to an uninterrupted run's.")
-@click.option("--force", is_flag=True, help="Overwrite an existing output.")
+@force_option("an existing output")
+@json_option("the result (model, curves, images, seconds, last epoch's figures)")
+@quiet_option()
 def train(data, out, split, limit, latent_size, latent_channels, receptive_field, hidden, transition, tau, kappa,
-          noise, beta0, epochs, finetune_epochs, batch_size, lr, seed, max_memory, resume, force):
+          noise, beta0, epochs, finetune_epochs, batch_size, lr, seed, max_memory, resume, force, json_out, quiet):
     """Train the local autoencoder on DATA (phase 1, Eq. 2; phase 2, Eq. 4).
 
     Writes the model (state dict + config), OUT.history.json with the per-epoch curves of
@@ -67,25 +68,33 @@ def train(data, out, split, limit, latent_size, latent_channels, receptive_field
     """
     from fscert.api import train_model
 
+    con = Console(quiet, json_out)
     res = train_model(data, out, split=split, limit=limit, latent_size=int(latent_size), latent_channels=latent_channels,
                       receptive_field=receptive_field, hidden=hidden, transition=transition, tau=tau, kappa=kappa,
                       noise=noise, beta0=beta0, epochs=epochs, finetune_epochs=finetune_epochs,
-                      batch_size=batch_size, lr=lr, seed=seed, force=force, progress=True,
-                      max_memory=gib_to_bytes(max_memory), log=echo_err, resume=resume)
+                      batch_size=batch_size, lr=lr, seed=seed, force=force, progress=con.progress,
+                      max_memory=gib_to_bytes(max_memory), log=con.log, resume=resume)
     last = res["history"][-1]
-    click.echo(f"trained on {res['n_images']} images in {res['seconds']:.1f} s: binarised PSNR {last['psnr']:.2f} dB, "
+    con.result(f"trained on {res['n_images']} images in {res['seconds']:.1f} s: binarised PSNR {last['psnr']:.2f} dB, "
                f"binary rate {last.get('binary_rate', float('nan')):.3f}")
-    click.echo(f"model: {out}\ncurves: {res['history_png']}")
+    con.result(f"model: {out}")
+    con.result(f"curves: {res['history_png']}")
+    if json_out:
+        write_json(json_out, {"model": str(out), "history_json": str(res["history_json"]),
+                              "history_png": str(res["history_png"]), "n_images": int(res["n_images"]),
+                              "seconds": round(float(res["seconds"]), 1),
+                              "last_epoch": {k: v for k, v in last.items() if k != "seconds"}})
 
 
 @click.command()
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.argument("data")
-@click.option("--out", "-o", required=True, type=click.Path(dir_okay=False), help="HDF5 file to write.")
+@out_option("HDF5 file to write.")
 @_apply(data_opts)
-@click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
+@batch_size_option(256, "Images encoded at once.")
 @max_memory_option("encoding")
-@click.option("--force", is_flag=True, help="Overwrite an existing output.")
+@force_option("an existing output")
+@quiet_option(expose_value=False)
 def encode(model, data, out, split, limit, batch_size, max_memory, force):
     """Encode DATA to ±1 latents with MODEL.
 

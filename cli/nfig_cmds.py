@@ -5,7 +5,8 @@ from pathlib import Path
 
 import click
 
-from .common import FscertGroup, non_negative_int, positive_int, progress_enabled
+from .common import (FscertGroup, batch_size_option, echo_err, force_option, limit_option, non_negative_int,
+                     option, out_option, positive_int, progress_enabled, quiet_option, seed_option, split_option)
 
 
 @click.group(cls=FscertGroup)
@@ -20,18 +21,18 @@ def nfig() -> None:
 
 @nfig.command("train")
 @click.argument("data", required=False, default="mnist")
-@click.option("--out", "out", required=True, type=click.Path(dir_okay=False), help="Model file to write (.pt).")
+@out_option("Model file to write (.pt).")
 @click.option("--epochs", type=int, default=None, callback=positive_int,
               help="Epochs for both stages (default: 20 for the FR-VAE, 30 for the transformer).")
 @click.option("--vae-epochs", type=int, default=None, callback=positive_int, help="FR-VAE epochs (overrides --epochs).")
 @click.option("--order", type=click.Choice(["frequency", "scale"]), default="frequency", show_default=True,
               help="Residual order: NFIG's frequency bands, or VAR's plain next-scale residuals (ablation).")
-@click.option("--limit", type=int, default=None, callback=positive_int, help="Use only the first N images.")
-@click.option("--split", type=click.Choice(["train", "val", "test"]), default="train", show_default=True,
-              help="Split of a MedMNIST-style npz.")
+@limit_option()
+@split_option()
 @click.option("--unconditional", is_flag=True, help="Ignore labels stored with the data (one class).")
-@click.option("--seed", type=int, default=0, show_default=True, callback=non_negative_int)
-@click.option("--force", is_flag=True, help="Overwrite an existing output file.")
+@seed_option()
+@force_option("an existing output")
+@quiet_option(expose_value=False)
 def train_cmd(data: str, out: str, epochs: int | None, vae_epochs: int | None, order: str, limit: int | None,
               split: str, unconditional: bool, seed: int, force: bool) -> None:
     """Train NFIG on DATA (default: the bundled mnist): FR-VAE, then the transformer."""
@@ -50,9 +51,9 @@ def train_cmd(data: str, out: str, epochs: int | None, vae_epochs: int | None, o
     if vae_epochs is not None:
         kw["vae_epochs"] = vae_epochs
     cfg = NFIGConfig(**kw)
-    click.echo(f"nfig: {len(x)} images of {x.shape[1]}×32×32, "
-               f"{'unconditional' if labels is None else f'{int(labels.max()) + 1} classes'}, order={order}, "
-               f"{cfg.vae_epochs} FR-VAE + {cfg.gpt_epochs} transformer epochs", err=True)
+    echo_err(f"nfig: {len(x)} images of {x.shape[1]}×32×32, "
+             f"{'unconditional' if labels is None else f'{int(labels.max()) + 1} classes'}, order={order}, "
+             f"{cfg.vae_epochs} FR-VAE + {cfg.gpt_epochs} transformer epochs")
     model, stats = train_nfig(x, labels, cfg, progress=progress_enabled())
     save_nfig(model, out_p)
     click.echo(f"wrote {out_p}: FR-VAE reconstruction PSNR {stats['recon_psnr']:.2f} dB "
@@ -63,18 +64,19 @@ def train_cmd(data: str, out: str, epochs: int | None, vae_epochs: int | None, o
 
 @nfig.command("sample")
 @click.argument("model", type=click.Path(dir_okay=False))
-@click.option("-n", "n", type=int, default=64, show_default=True, callback=positive_int, help="Number of images.")
+@option("-n", "--n-samples", "n", type=int, default=64, show_default=True, callback=positive_int,
+        help="Number of images.")
 @click.option("--class", "cls", type=int, default=None, callback=non_negative_int,
               help="Generate only this class (default: classes in turn).")
 @click.option("--cfg", type=float, default=1.5, show_default=True,
               help="Classifier-free guidance strength at the last scale (ramped from 0; 0 = off).")
 @click.option("--top-k", type=int, default=0, show_default=True, callback=non_negative_int, help="Top-k filter (0 = off).")
 @click.option("--top-p", type=float, default=0.0, show_default=True, help="Nucleus filter in (0, 1) (0 or 1 = off).")
-@click.option("--seed", type=int, default=0, show_default=True, callback=non_negative_int)
-@click.option("--batch-size", type=int, default=250, show_default=True, callback=positive_int)
-@click.option("--out", "out", required=True, type=click.Path(dir_okay=False),
-              help="Output .npz (keys images uint8 N×C×32×32, labels); a PNG grid goes next to it.")
-@click.option("--force", is_flag=True, help="Overwrite existing outputs.")
+@seed_option()
+@batch_size_option(250, "Images generated at once.")
+@out_option("Output .npz (keys images uint8 N×C×32×32, labels); a PNG grid goes next to it.")
+@force_option()
+@quiet_option(expose_value=False)
 def sample_cmd(model: str, n: int, cls: int | None, cfg: float, top_k: int, top_p: float, seed: int,
                batch_size: int, out: str, force: bool) -> None:
     """Sample images from a trained NFIG MODEL into an npz (plus a PNG grid)."""

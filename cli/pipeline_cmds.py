@@ -5,17 +5,18 @@ import click
 
 from fscert.pipeline import CertifyJob
 
-from .common import echo_err, kappa_check, max_memory_option, positive_float, progress_enabled, tau_check
+from .common import (Console, batch_size_option, force_option, gamma_option, json_option, kappa_check, limit_option,
+                     max_memory_option, out_option, quiet_option, seed_option, split_option, tau_check, write_json)
 
 J = CertifyJob()
 
 
 @click.command()
 @click.argument("data", default="mnist")
-@click.option("--out", "-o", required=True, type=click.Path(file_okay=False), help="Output folder.")
-@click.option("--split", default=J.split, show_default=True, help="MedMNIST split.")
-@click.option("--n-train", type=click.IntRange(min=1), default=J.n_train, show_default=True,
-              help="Training images: the first N of DATA.")
+@out_option("Output folder.", folder=True)
+@split_option()
+@limit_option("Train on (and audit against) the first N images of DATA.", default=J.n_train,
+              hidden_aliases=("--n-train",))
 @click.option("--latent-size", type=click.Choice(["8", "16", "32"]), default=str(J.latent_size), show_default=True)
 @click.option("--channels", "-M", "latent_channels", type=click.IntRange(1, 16), default=J.latent_channels,
               show_default=True, help="Latent channels M.")
@@ -27,7 +28,7 @@ J = CertifyJob()
               help="Phase-2 epochs (Eq. 4).")
 @click.option("--draw-finetune-epochs", type=click.IntRange(min=1), default=J.draw_finetune_epochs, show_default=True,
               help="Epochs of decoder fine-tuning on the drawn samples (A.3.6).")
-@click.option("--batch-size", type=click.IntRange(min=1), default=J.batch_size, show_default=True)
+@batch_size_option(J.batch_size, "Images per training step.")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=J.lr, show_default=True)
 @click.option("--train-tau", type=float, default=J.train_tau, callback=tau_check, show_default=True,
               help="Training noise τ (Eq. 2).")
@@ -38,19 +39,20 @@ J = CertifyJob()
 @click.option("--tau", type=float, default=J.tau, callback=tau_check, show_default=True, help="Draw noise τ.")
 @click.option("--kappa", type=float, default=J.kappa, callback=kappa_check, show_default=True, help="Draw noise κ.")
 @click.option("--rho", type=click.IntRange(min=0), default=J.rho, show_default=True, help="Observation range ρ.")
-@click.option("--gamma", "gammas", type=float, multiple=True, default=J.gammas, show_default=True,
-              callback=positive_float("gamma"), help="PSNR threshold γ (repeatable).")
+@gamma_option(J.gammas)
 @click.option("--max-images", type=click.IntRange(min=1), default=J.max_images, show_default=True,
               help="List at most this many images; above it the certificate holds the exact count only.")
 @click.option("--near-copies-only", is_flag=True,
               help="Search every training image's near-copies without listing every image, whatever the count.")
 @max_memory_option("training, listing, decoding and auditing")
-@click.option("--seed", type=int, default=J.seed, show_default=True)
+@seed_option(J.seed)
 @click.option("--resume", is_flag=True,
               help="Continue an interrupted run from OUT.partial (same options and data): finished stages are "
                    "reused and the result is identical to an uninterrupted run.")
-@click.option("--force", is_flag=True, help="Replace an existing output folder.")
-def certify(data, out, force, resume, **kw):
+@force_option("an existing output folder")
+@json_option("the summary (as OUT/summary.json)")
+@quiet_option()
+def certify(data, out, force, resume, json_out, quiet, **kw):
     """Certify an FS-LAR generator trained on DATA, end to end.
 
     train → encode → draw → fine-tune → enumerate → audit → report. Defaults are the paper's
@@ -62,10 +64,14 @@ def certify(data, out, force, resume, **kw):
     kw["latent_size"] = int(kw["latent_size"])
     kw["gammas"] = tuple(kw["gammas"])
     kw["max_memory_gib"] = kw.pop("max_memory")
+    kw["n_train"] = kw.pop("limit")
+    con = Console(quiet, json_out)
     job = CertifyJob(data=data, **kw)
-    res = run_certify(job, out, force=force, progress=progress_enabled(), log=echo_err, resume=resume)
+    res = run_certify(job, out, force=force, progress=con.progress, log=con.log, resume=resume)
     for line in summary_lines(res.summary):
-        click.echo(line)
+        con.result(line)
+    if json_out:
+        write_json(json_out, res.summary)
 
 
 COMMANDS = [certify]

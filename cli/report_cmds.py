@@ -5,28 +5,26 @@ from pathlib import Path
 
 import click
 
-from fscert.data import SPLITS
 from fscert.errors import FscertError
 
-from .common import progress_enabled
+from .common import force_option, limit_option, out_option, progress_enabled, quiet_option, split_option
 
 
 @click.command("report")
 @click.argument("certificate", type=click.Path(dir_okay=False))
-@click.option("--html", "html_dir", required=True, type=click.Path(file_okay=False),
-              help="Output folder for the report (index.html, data.js, sprites/, images.csv, summary.json).")
+@out_option("Output folder for the report (index.html, data.js, sprites/, images.csv, summary.json).",
+            name="html_dir", folder=True, hidden_aliases=("--html",))
 @click.option("--train", "train", default=None, metavar="DATA",
               help="The training images the certificate was computed against, shown next to each image "
                    "as its nearest training image (a file, a folder of images, or a bundled name).")
-@click.option("--split", type=click.Choice(SPLITS), default="train", show_default=True,
-              help="Which split of DATA to read (MedMNIST-style .npz files).")
-@click.option("--limit", type=click.IntRange(min=1), default=None,
-              help="Use the first N training images [default: the number recorded in the certificate].")
+@split_option()
+@limit_option("Use only the first N training images [default: the number recorded in the certificate].")
 @click.option("--title", default=None, help="Title of the report page.")
-@click.option("--force", is_flag=True, help="Replace an existing output folder.")
+@force_option("an existing output folder")
+@quiet_option(expose_value=False)
 def report(certificate: str, html_dir: str, train: str | None, split: str, limit: int | None, title: str | None,
            force: bool) -> None:
-    """Write a self-contained HTML report of CERTIFICATE to the --html folder.
+    """Write a self-contained HTML report of CERTIFICATE to the --out folder.
 
     The page lists every image with its exact probability and near-copy flags, next to its
     nearest training image (with --train), sortable, filterable and paginated; it makes no

@@ -13,8 +13,8 @@ from fscert.errors import FscertError, atomic_path, check_output_path
 
 from fscert.resources import Plan, Step, decode_step, gib_to_bytes, sampling_step
 
-from .common import (echo_err, kappa_check, max_memory_option, non_negative_int, positive_int, progress_enabled,
-                     tau_check)
+from .common import (OutputPath, echo_err, force_option, kappa_check, max_memory_option, non_negative_int,
+                     out_option, positive_int, progress_enabled, quiet_option, seed_option, tau_check)
 
 PNG_MAX_IMAGES = 256
 
@@ -49,10 +49,8 @@ def save_png_grid(path: Path, images_NCHW: np.ndarray, max_images: int = PNG_MAX
               help="Triangular sharpness κ.")
 @click.option("-n", "--n-samples", "n_samples", type=int, default=DEFAULTS["n_samples"], show_default=True,
               callback=positive_int, help="Number of latents to draw.")
-@click.option("--seed", type=int, default=DEFAULTS["seed"], show_default=True, callback=non_negative_int,
-              help="Random seed: the same seed gives the same samples.")
-@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False),
-              help="Output HDF5 file (`latents`, and `images` with --model; PNG grid beside it).")
+@seed_option()
+@out_option("Output HDF5 file (`latents`, and `images` with --model; PNG grid beside it).", name="out_path")
 @click.option("--network-epochs", type=int, default=DEFAULTS["epochs"], show_default=True, callback=non_negative_int,
               help="Training epochs of the sampler network (--strategy network).")
 @click.option("--translation-invariant", is_flag=True,
@@ -62,10 +60,11 @@ def save_png_grid(path: Path, images_NCHW: np.ndarray, max_images: int = PNG_MAX
 @click.option("--network", "network_path", type=click.Path(dir_okay=False), default=None,
               help="Sample from this saved sampler network instead of training one (--strategy network); "
                    "its ρ, q and context are used.")
-@click.option("--save-network", "save_network_path", type=click.Path(dir_okay=False), default=None,
+@click.option("--save-network", "save_network_path", type=OutputPath(dir_okay=False), default=None,
               help="Save the trained sampler network (--strategy network) for later runs.")
 @max_memory_option("sampling and decoding")
-@click.option("--force", is_flag=True, help="Overwrite existing outputs.")
+@force_option()
+@quiet_option(expose_value=False)
 def sample(latents_path: str, model_path: str | None, strategy: str, rho: int, tau: float, kappa: float,
            n_samples: int, seed: int, out_path: str, network_epochs: int, translation_invariant: bool,
            full_context: bool, network_path: str | None, save_network_path: str | None, max_memory: float | None,

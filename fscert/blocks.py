@@ -252,11 +252,17 @@ class BlockErrors:
     (float64(float32(a)/255) − float64(t))², exactly the terms the metrics sum
     (``metrics.nearest.exact_sqdist``); a block's error is their float64 sum, the smaller
     rounding taken at ties.
+
+    ``region`` (bool H×W over the canvas, :meth:`fscert.geometry.Geometry.mask`): only its
+    pixels are compared; a pixel outside it contributes an error of exactly 0, so a block's
+    error is the error of its pixels inside the region (0 for a block wholly outside) and the
+    sum over blocks is the squared error over the region (the comparison geometry).
     """
 
-    def __init__(self, dec: BlockDecoder, target_CHW: np.ndarray):
+    def __init__(self, dec: BlockDecoder, target_CHW: np.ndarray, region: np.ndarray | None = None):
         self.dec = dec
         self.target = np.asarray(target_CHW, np.float32)
+        self.region = None if region is None else np.broadcast_to(np.asarray(region, bool), self.target.shape)
         gen = generated_values(np.arange(256, dtype=np.uint8)).astype(np.float64)        # (256,)
         self.table: dict[tuple[int, int], np.ndarray] = {}
         self.sse: dict[tuple[int, int], np.ndarray] = {}
@@ -267,6 +273,8 @@ class BlockErrors:
         if t is None:
             tb = block_of(self.target, pos[0], pos[1], self.dec.p).astype(np.float64)     # (P,)
             t = (self._gen[None, :] - tb[:, None]) ** 2                                  # (P, 256)
+            if self.region is not None:
+                t[~block_of(self.region, pos[0], pos[1], self.dec.p)] = 0.0              # not compared
             self.table[pos] = t
         return t
 

@@ -48,6 +48,23 @@ says it in words). Files without it are read as "complete" only when the listing
 full run configuration — rho, max_images, gammas, train spec and limit, decode batch, …).
 Informational: ``empirical_rows`` / ``empirical_total`` (distinct rows of the input set and
 Σ counts), ``max_frontier_states`` (empirical mode: largest layer of the frontier DP).
+
+Where images are compared, and how sharp the decoder is (with a model and training images):
+
+* ``geometry`` (JSON, :mod:`fscert.geometry`) — ``compared_hw``, ``canvas_hw``, ``offset``,
+  ``how`` ("native": at the stored size, e.g. 28×28 at (2, 2) of the 32×32 canvas; "resized":
+  on the canvas, the stored size having been resized; "canvas": whole canvas, stored size not
+  known) and ``words``. Every PSNR above is over that region only. Files without it compared
+  on the whole canvas and are read so;
+* ``fidelity`` (JSON, :mod:`fscert.fidelity`) — the decoder's reconstruction PSNR of the
+  training images from their own latents: n, mean, median, min, max, quantiles, per γ
+  ``reach`` and ``decidable`` (median ≥ γ), ``rule``; ``status`` "unknown" + ``reason`` with
+  null figures where it was not computed. Datasets ``train_latents`` (int8, one per training
+  image) and ``recon_psnr`` (float64, one per training image); ``train_latents_sha256``;
+* ``recon_near_copies`` / ``recon_memorization_mass`` (per-γ maps: count and exact mass of the
+  outputs within γ of some training image's reconstruction; null where not established) with
+  ``recon_verdict`` (JSON: scope, words, searched intervals) and, for listed images, dataset
+  ``recon_flags`` (bool K×G).
 """
 from __future__ import annotations
 
@@ -154,9 +171,13 @@ SEARCH_SPEC: dict[str, dict[str, tuple[np.dtype, int]]] = {
               "best_latents": (np.dtype(np.int8), 4), "best_images": (np.dtype(np.uint8), 4),
               "best_psnr": (np.dtype(np.float64), 1), "best_exact": (np.dtype(np.bool_), 1),
               "best_kind": (np.dtype(np.int8), 1),
-              "best_prob": (np.dtype(np.float64), 1)},
+              "best_prob": (np.dtype(np.float64), 1),
+              # fscert.fidelity: each training image's own latent and its reconstruction PSNR
+              "train_latents": (np.dtype(np.int8), 4), "recon_psnr": (np.dtype(np.float64), 1)},
     "top": {"top_latents": (np.dtype(np.int8), 4), "top_prob": (np.dtype(np.float64), 1),
             "top_log_prob": (np.dtype(np.float64), 1), "top_images": (np.dtype(np.uint8), 4)},
+    # fscert.fidelity: per listed image (K rows, G columns) a near-copy of a reconstruction
+    "recon": {"recon_flags": (np.dtype(np.bool_), 2)},
 }
 SEARCH_DATASETS = {name: spec for fam in SEARCH_SPEC.values() for name, spec in fam.items()}
 #: attributes every certificate has (written by :func:`write_certificate` and ``certify``), and their kinds
@@ -172,7 +193,11 @@ OPTIONAL_ATTRS = {"dead_end_mass": "real", "rho": "real", "tau": "real", "kappa"
                   "memorization_mass_low": "number-map", "memorization_mass_high": "number-map",
                   "near_copy_count_low": "json-object", "near_copy_count_high": "json-object",
                   "near_copy_exact": "json-object", "near_copy_reason": "json-object", "search": "json-object",
-                  "top_k": "int", "top_mass": "real", "top_note": "str"}
+                  "top_k": "int", "top_mass": "real", "top_note": "str",
+                  # the comparison geometry (fscert.geometry) and the decoder's fidelity (fscert.fidelity)
+                  "geometry": "json-object", "fidelity": "json-object", "train_latents_sha256": "str",
+                  "recon_near_copies": "number-map", "recon_memorization_mass": "number-map",
+                  "recon_verdict": "json-object"}
 #: log_prob may exceed 0 by rounding where a renormalised probability is 1
 LOG_PROB_SLACK = 1e-9
 
@@ -212,7 +237,8 @@ def _datasets(src: H5Input, attrs: dict[str, Any]) -> dict[str, "h5py.Dataset"]:
         rows = {d.shape[0] for d in got.values()}
         if len(rows) > 1:
             raise src.error(f"datasets {', '.join(sorted(got))} must have the same number of rows, found {sorted(rows)}")
-        for name in ("near_latents", "best_latents", "top_latents", "near_images", "best_images", "top_images"):
+        for name in ("near_latents", "best_latents", "top_latents", "near_images", "best_images", "top_images",
+                     "train_latents"):
             if name in got and min(got[name].shape[1:]) == 0:
                 raise src.error(f"dataset '{name}' must have non-empty rows, found shape {got[name].shape}")
         ds.update(got)
@@ -220,9 +246,11 @@ def _datasets(src: H5Input, attrs: dict[str, Any]) -> dict[str, "h5py.Dataset"]:
         if name in ds and min(ds[name].shape[1:]) == 0:
             raise src.error(f"dataset '{name}' must have non-empty rows, found shape {ds[name].shape}")
     g = len(np.atleast_1d(attrs.get("gammas", [])))
-    for name in ("flags", "m_uir"):
+    for name in ("flags", "m_uir", "recon_flags"):
         if name in ds and ds[name].shape[1] != g:
             raise src.error(f"dataset '{name}' has {ds[name].shape[1]} columns, 'gammas' lists {g}")
+    if "recon_flags" in ds and ds["recon_flags"].shape[0] != k:
+        raise src.error(f"dataset 'recon_flags' has {ds['recon_flags'].shape[0]} rows, 'latents' has {k}")
     if attrs["listed_count"] != k:
         raise src.error(f"attribute 'listed_count' is {attrs['listed_count']}, 'latents' has {k} rows")
     if attrs["count_only"] and k:
@@ -237,7 +265,7 @@ def _check_values(label: str, data: dict[str, np.ndarray]) -> None:
                                   f"(values {describe_values(data[name][mask])})")
 
     check_pm1(data["latents"], label)
-    for name in ("near_latents", "best_latents", "top_latents"):
+    for name in ("near_latents", "best_latents", "top_latents", "train_latents"):
         if name in data and len(data[name]):
             real = data[name]
             if name == "best_latents" and "best_kind" in data:          # rows with a reachable output: exact, "at least"
@@ -262,10 +290,11 @@ def _check_values(label: str, data: dict[str, np.ndarray]) -> None:
         mask = data["nearest_train"] < 0
         if mask.any():
             raise bad("nearest_train", "indices ≥ 0", mask)
-    if "psnr" in data:
-        mask = np.isnan(data["psnr"])
-        if mask.any():
-            raise bad("psnr", "numbers (not NaN)", mask)
+    for name in ("psnr", "recon_psnr"):
+        if name in data:
+            mask = np.isnan(data[name])
+            if mask.any():
+                raise bad(name, "numbers (not NaN)", mask)
 
 
 def read_certificate(path: str | os.PathLike) -> Certificate:

@@ -5,6 +5,12 @@
 and — given a model and the training images — every decoded image with its nearest training
 image, PSNR, UIR flag and M-UIR membership per γ, and the memorization mass. :func:`verify`
 recomputes a certificate from its inputs and lists every difference.
+
+Every comparison (listing metrics, near-copy search, reconstruction fidelity) is made in one
+comparison geometry (:mod:`fscert.geometry`, attribute ``geometry``): at the images' stored
+size, e.g. 28×28 of the model's 32×32 canvas, as ``fscert audit`` compares them. Given the
+training images' own latents, the decoder's fidelity floor and the near-copies of its
+reconstructions are recorded too (:mod:`fscert.fidelity`).
 """
 from __future__ import annotations
 
@@ -18,6 +24,8 @@ import numpy as np
 
 from .certificate import Certificate, attr_json, content_hash, latents_sha256
 from .errors import FscertError
+from .fidelity import FIDELITY_ATTRS, add_fidelity, check_source, verify_sources
+from .geometry import Geometry, Targets, comparison_geometry
 from .latents import LatentSet
 
 MODE_EMPIRICAL = "empirical"
@@ -43,6 +51,7 @@ class CertifyConfig:
     near_copies_only: bool = False    # search near-copies without listing, whatever the count (fscert.verdict)
     search: bool = True               # above max_images, with a model and training images: search instead of refusing
     top_k: int = 100                  # searched certificates: the k most probable outputs (fscert.probable)
+    recon_search: bool = True         # searched certificates: also search near-copies of the reconstructions
 
     def validate(self) -> "CertifyConfig":
         if not isinstance(self.rho, (int, np.integer)) or self.rho < 0:
@@ -83,8 +92,10 @@ class Inputs:
 
     empirical: LatentSet
     model: Any = None                 # fscert.autoencoder.LocalAutoencoder
-    train: np.ndarray | None = None   # float32 N×C×S×S in [0, 1]
+    train: np.ndarray | None = None   # float32 N×C×S×S in [0, 1], on the model's canvas
     extra_attrs: dict = field(default_factory=dict)
+    train_latents: np.ndarray | None = None   # int8 ±1, one per training image (its own latent): fidelity
+    geometry: Geometry | None = None  # where images are compared; None: the whole canvas (stored size unknown)
 
 
 # ----------------------------------------------------------------------------- listing
@@ -196,9 +207,12 @@ def add_images(cert: Certificate, model: Any, batch: int = 256, progress: bool =
         np.zeros((0, model.config.image_channels, model.config.image_size, model.config.image_size), np.uint8)
 
 
-def add_metrics(cert: Certificate, train: np.ndarray, gammas: tuple[float, ...]) -> None:
+def add_metrics(cert: Certificate, train: np.ndarray, gammas: tuple[float, ...], geometry: Geometry | None = None
+                ) -> None:
     """Nearest training image, PSNR, UIR flags, M-UIR membership and per-γ rates (DESIGN §7).
 
+    Images are compared in ``geometry`` (default: the whole canvas): only the compared region's
+    pixels enter the PSNR, exactly as ``fscert audit`` compares the cropped images.
     The per-γ maps hold numbers only where every reachable image is listed (``verdict_scope``
     "complete"); for a count-only or partial listing each value is JSON null, never a 0 that
     would read as "no memorization" when nothing was examined (:func:`verdict_words`)."""
@@ -208,8 +222,9 @@ def add_metrics(cert: Certificate, train: np.ndarray, gammas: tuple[float, ...])
     k = len(cert.latents)
     g = len(gammas)
     scope = listing_scope(cert.attrs, k)
-    gen = cert.images.reshape(k, int(np.prod(cert.images.shape[1:]))).astype(np.float32) / 255.0
-    ref = np.asarray(train, np.float32).reshape(len(train), -1)
+    geometry = geometry if geometry is not None else Geometry.whole(np.shape(train)[2:])
+    gen = geometry.rows(cert.images).astype(np.float32) / 255.0
+    ref = geometry.rows(np.asarray(train, np.float32))
     if k:
         idx, psnr = nearest_train(gen, ref)
     else:
@@ -263,6 +278,8 @@ def certify(inputs: Inputs, cfg: CertifyConfig, progress: bool = False,
     cfg.validate()
     E = inputs.empirical
     check_inputs(E.latents.shape, inputs.model, inputs.train)
+    geometry = comparison_geometry(inputs.train, inputs.geometry) if inputs.model is not None else None
+    check_source(E, inputs.train_latents)
     model_hash = sha256_state_dict(inputs.model.state_dict()) if inputs.model is not None else ""
     key = latents_sha256(E.latents, E.counts) + cfg.to_json() + model_hash
     ckpt = _Checkpoint(Path(checkpoint), key) if checkpoint is not None else None
@@ -282,6 +299,8 @@ def certify(inputs: Inputs, cfg: CertifyConfig, progress: bool = False,
                           empirical_rows=int(len(E.latents)),
                           empirical_total=int(E.weights.sum()))
         cert.attrs.update(inputs.extra_attrs)
+        if geometry is not None:
+            cert.attrs["geometry"] = geometry.to_json()
         if inputs.model is not None:
             c = inputs.model.config
             cert.images = np.zeros((len(cert.latents), c.image_channels, c.image_size, c.image_size), np.uint8)
@@ -295,15 +314,16 @@ def certify(inputs: Inputs, cfg: CertifyConfig, progress: bool = False,
         if log is not None:
             log(f"{cert.attrs['reachable_count']} reachable images: searching every training image's near-copies "
                 "without listing them")
-        add_search_verdict(cert, E.latents, E.counts, inputs.model, inputs.train, cfg,
+        add_search_verdict(cert, E.latents, E.counts, inputs.model, Targets(inputs.train, geometry), cfg,
                            float(cert.attrs["dead_end_mass"]), progress=progress)
     elif inputs.model is not None:
         _decode_into(cert, inputs.model, n_done, cfg.batch, ckpt, progress)
         if inputs.train is not None:
-            add_metrics(cert, inputs.train, tuple(float(g) for g in cfg.gammas))
+            add_metrics(cert, inputs.train, tuple(float(g) for g in cfg.gammas), geometry)
     if "gammas" not in cert.attrs:
         cert.attrs["gammas"] = np.zeros(0, np.float64)
     cert.attrs.setdefault("verdict_scope", listing_scope(cert.attrs, len(cert.latents)))
+    add_fidelity(cert, inputs, cfg, geometry, progress=progress)
     return cert
 
 
@@ -384,12 +404,17 @@ def _same_array(a: np.ndarray | None, b: np.ndarray | None) -> bool:
 
 
 def verify(cert: Certificate, latents: LatentSet | None = None, model: Any = None, train: np.ndarray | None = None,
-           progress: bool = False) -> list[str]:
+           progress: bool = False, train_latents: np.ndarray | None = None,
+           geometry: Geometry | None = None) -> list[str]:
     """Every difference between ``cert`` and a recomputation from the given inputs (empty = verified).
 
     Always: the content hash. With ``latents``: its fingerprint and a re-enumeration (counts,
     dead-end mass, latents and probabilities byte for byte). With ``model``: its fingerprint and
-    re-decoded images; with ``model`` and ``train``: the training fingerprint and every metric.
+    re-decoded images; with ``model`` and ``train``: the training fingerprint and every metric,
+    the fidelity record and the reconstructions' near-copies, recomputed in the certificate's
+    geometry (absent: the whole canvas, as files written before it compared) from its stored
+    ``train_latents`` or ``train_latents`` given here (which must equal them). ``geometry``
+    (the training images' stored-size geometry) is checked against the recorded one.
     """
     from .data import data_sha256
     from .hashing import sha256_state_dict
@@ -418,6 +443,12 @@ def verify(cert: Certificate, latents: LatentSet | None = None, model: Any = Non
             diffs.append(f"train_sha256: certificate {a.get('train_sha256') or '(none)'}, training images {h}")
     if latents is None and model is None:
         return diffs
+    geom = Geometry.from_json(a.get("geometry"), np.shape(train)[2:]) if train is not None else None
+    tz, more = verify_sources(cert, latents, geometry, geom, train_latents)
+    diffs += more
+    if latents is not None and tz is not None and latents.attrs.get("source_latents_sha256"):
+        latents = LatentSet(latents.latents, latents.counts, latents.source_index,   # checked above, not refused
+                            {k: v for k, v in latents.attrs.items() if k != "source_latents_sha256"})
     redo: Certificate | None = None
     if latents is not None:
         h = latents_sha256(latents.latents, latents.counts)
@@ -429,7 +460,8 @@ def verify(cert: Certificate, latents: LatentSet | None = None, model: Any = Non
             redo_cfg = CertifyConfig.from_json(cfg.to_json())
             redo_cfg.count_only = True
         try:
-            redo = certify(Inputs(latents, model, train if model is not None else None), redo_cfg, progress=progress)
+            redo = certify(Inputs(latents, model, train if model is not None else None, train_latents=tz,
+                                  geometry=geom), redo_cfg, progress=progress)
             if redo_cfg is not cfg:
                 redo.attrs.update(count_only=a.get("count_only"), listed_count=a.get("listed_count"),
                                   verdict_scope=a.get("verdict_scope"))
@@ -446,8 +478,12 @@ def verify(cert: Certificate, latents: LatentSet | None = None, model: Any = Non
                                                      if key in a}, log_prob=cert.log_prob)
         add_images(redo, model, batch=cfg.batch, progress=progress)
         if train is not None and a.get("verdict_scope") != SCOPE_SEARCHED:
-            add_metrics(redo, train, tuple(cert.gammas) or tuple(cfg.gammas))
-        elif a.get("verdict_scope") == SCOPE_SEARCHED:
+            add_metrics(redo, train, tuple(cert.gammas) or tuple(cfg.gammas), geom)
+        if train is not None:
+            redo.attrs.update(gammas=np.asarray(cert.gammas or cfg.gammas, np.float64), geometry=geom.to_json())
+            add_fidelity(redo, Inputs(LatentSet(cert.latents), model, train, train_latents=tz), cfg, geom,
+                         recon=a.get("verdict_scope") != SCOPE_SEARCHED)           # the search needs E
+        if a.get("verdict_scope") == SCOPE_SEARCHED:
             from .blocks import decode_exact
 
             redo.images = cert.images
@@ -478,6 +514,10 @@ def verify(cert: Certificate, latents: LatentSet | None = None, model: Any = Non
         keys = VERDICT_MAPS + (SEARCH_MAPS if a.get("verdict_scope") == SCOPE_SEARCHED else ())
         for key in keys:
             if attr_json(cert, key) != attr_json(redo, key):
+                diffs.append(f"{key}: certificate {a.get(key)}, recomputed {redo.attrs.get(key)}")
+    if model is not None and train is not None:
+        for key in FIDELITY_ATTRS:                      # absent: written before fscert recorded it
+            if key in a and key in redo.attrs and attr_json(cert, key) != attr_json(redo, key):
                 diffs.append(f"{key}: certificate {a.get(key)}, recomputed {redo.attrs.get(key)}")
     return diffs
 

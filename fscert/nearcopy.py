@@ -1,9 +1,12 @@
 """Exact near-copy search over every reachable image, without listing them (paper Eq. 9, DESIGN §6–7).
 
 For a training image x_t and a threshold γ, a reachable latent z is a **near-copy** of x_t
-iff PSNR(d(z), x_t) ≥ γ, i.e. ‖d(z) − x_t‖² ≤ B_γ = D·10^(−γ/10) (D = C·H·W values, peak 1).
+iff PSNR(d(z), x_t) ≥ γ, i.e. ‖d(z) − x_t‖² ≤ B_γ = D·10^(−γ/10) (peak 1), where the norm
+and D = C·h·w count only the pixels of the comparison geometry's region
+(:mod:`fscert.geometry`: the images' stored size, e.g. 28×28 of the 32×32 canvas).
 The decoder is local, so ‖d(z) − x_t‖² = Σ over blocks (y, x) of the error of the block
-decoded from z's R×R window at (y, x) (:mod:`fscert.blocks`). Summed in raster order of
+decoded from z's R×R window at (y, x), restricted to the region (:mod:`fscert.blocks`; a
+block outside it contributes 0, which keeps every bound below admissible). Summed in raster order of
 the blocks' completion cells, partial sums only grow: :func:`fscert.search.search` prunes a
 partial stitching as soon as its completed blocks (plus an admissible bound on the rest)
 exceed B_γ, and keeps a state per distinct frontier of the last max(ρW+ρ, (R−1)(W+1)+1)
@@ -44,6 +47,7 @@ import numpy as np
 
 from .blocks import BlockDecoder, BlockErrors, decode_exact, generated_values
 from .enumeration import Tables, build_tables
+from .geometry import Targets, targets_of
 from .metrics.nearest import psnr_from_sqdist, sqdist_from_psnr
 from .search import (SLACK, Graph, Layout, SearchTooLarge, count_binned, list_paths, make_layout, search,
                      tokens_to_latents)
@@ -89,16 +93,20 @@ class TrainResult:
 class NearCopySearch:
     """Searches every training image's near-copies over the reachable set of E at range ρ."""
 
-    def __init__(self, latents: np.ndarray, counts: np.ndarray | None, rho: int, model, train: np.ndarray,
-                 cfg: NearCopyConfig, tables: Tables | None = None):
+    def __init__(self, latents: np.ndarray, counts: np.ndarray | None, rho: int, model,
+                 train: np.ndarray | Targets, cfg: NearCopyConfig, tables: Tables | None = None):
         self.tables = tables if tables is not None else build_tables(latents, rho, counts)
         self.model = model
-        self.train = np.asarray(train, np.float32)
+        tg = targets_of(train)                    # a bare array: compared on the whole canvas
+        self.train = np.asarray(tg.canvas, np.float32)
+        self.geometry = tg.geometry
+        self.train_rows = self.geometry.rows(self.train)          # the compared region, one row per image
+        self.region = None if self.geometry.whole_canvas else self.geometry.mask()
         self.cfg = cfg
         self.radius = (model.config.receptive_field - 1) // 2
         self.layout: Layout = make_layout(self.tables, self.radius)
         self.dec = BlockDecoder(model, self.tables.shape, self.radius, self.layout.per_word)
-        self.dim = int(np.prod(self.train.shape[1:]))
+        self.dim = self.geometry.pixels(self.train.shape[1])
         self.gammas = tuple(sorted(float(g) for g in cfg.gammas))
         self.windows_in_e = self.tables.rho >= 2 * self.radius
         self._e_blocks: dict[tuple[int, int], np.ndarray] | None = None
@@ -165,9 +173,9 @@ class NearCopySearch:
         if len(latents) == 0:
             return np.zeros(0)
         out = np.empty(len(latents))
-        ref = Rows(self.train[t:t + 1])
+        ref = Rows(self.train_rows[t:t + 1])
         for lo in range(0, len(latents), batch):
-            imgs = generated_values(self.images(latents[lo:lo + batch]))
+            imgs = self.geometry.rows(generated_values(self.images(latents[lo:lo + batch])))
             q = Rows(imgs, center=ref.center_D)
             n = len(imgs)
             d = exact_sqdist(q, torch.arange(n), ref, torch.zeros(n, dtype=torch.int64))
@@ -177,7 +185,7 @@ class NearCopySearch:
     def run_one(self, t: int) -> TrainResult:
         """Search training image t's near-copies (module docstring)."""
         gs = self.gammas
-        err = BlockErrors(self.dec, self.train[t])
+        err = BlockErrors(self.dec, self.train[t], self.region)
         cost = self.cost_fn(err)
         lb = self.lower_bound(err)
         b0 = self.budget(gs[0])
@@ -306,12 +314,15 @@ def _renorm(raw: float, dead: float) -> float:
     return raw / (1.0 - dead)
 
 
-def near_copy_search(latents: np.ndarray, counts: np.ndarray | None, rho: int, model, train: np.ndarray,
-                     cfg: NearCopyConfig, dead_end_mass: float, progress: bool = False,
+def near_copy_search(latents: np.ndarray, counts: np.ndarray | None, rho: int, model,
+                     train: np.ndarray | Targets, cfg: NearCopyConfig, dead_end_mass: float, progress: bool = False,
                      tables: Tables | None = None, train_indices: list[int] | None = None) -> NearCopyResult:
     """Run :class:`NearCopySearch` for every training image (or ``train_indices``) and merge: the
     listed near-copies deduplicated, each one's nearest training image and PSNR computed as the
-    listing's metrics do (``metrics.nearest_train``), and the union bounded (:func:`_union`)."""
+    listing's metrics do (``metrics.nearest_train``), and the union bounded (:func:`_union`).
+
+    ``train``: canvas images compared on the whole canvas, or :class:`fscert.geometry.Targets`
+    (canvas images and the region compared: every PSNR, budget and distance is over the region)."""
     from tqdm import tqdm
 
     from .metrics import nearest_train
@@ -322,9 +333,9 @@ def near_copy_search(latents: np.ndarray, counts: np.ndarray | None, rho: int, m
     lat, raw, pair_row, pair_train, pair_psnr = _dedupe(per, s.tables.shape)
     c = model.config
     images = s.images(lat) if len(lat) else np.zeros((0, c.image_channels, c.image_size, c.image_size), np.uint8)
-    gen = generated_values(images).reshape(len(images), int(np.prod(images.shape[1:])))
+    gen = s.geometry.rows(generated_values(images))
     if len(lat):
-        nn_idx, nn_psnr = nearest_train(gen, s.train.reshape(len(s.train), -1))
+        nn_idx, nn_psnr = nearest_train(gen, s.train_rows)
     else:
         nn_idx, nn_psnr = np.zeros(0, np.int64), np.zeros(0)
     nn_psnr = np.asarray(nn_psnr, np.float64)
@@ -336,10 +347,10 @@ def near_copy_search(latents: np.ndarray, counts: np.ndarray | None, rho: int, m
     overlap, groups = {}, None
     if unlisted:
         if len(lat):                                 # listed near-copies also near an unlisted image
-            psnr = _psnr_matrix(gen, s.train[unlisted])
+            psnr = _psnr_matrix(gen, s.train_rows[unlisted])
             overlap = {t: [(int((psnr[:, i] >= g).sum()), float(prob[psnr[:, i] >= g].sum())) for g in s.gammas]
                        for i, t in enumerate(unlisted)}
-        groups = disjoint_groups(s.train, [s.budget(g) for g in s.gammas])
+        groups = disjoint_groups(s.train_rows, [s.budget(g) for g in s.gammas])
     union = _union(per, s.gammas, flags, prob, dead_end_mass, overlap, groups)
     return NearCopyResult(s.gammas, dead_end_mass, per, lat, prob, logp, np.asarray(nn_idx, np.int64), nn_psnr,
                           flags, pair_row, pair_train, pair_psnr, union, ties=s.dec.ties,

@@ -22,6 +22,7 @@ import numpy as np
 
 from .defaults import DEFAULTS
 from .errors import FscertError, atomic_path, remove_temporaries, replace_tree
+from .run_summary import make_summary, search_summary, summary_lines  # noqa: F401  (summary.json, printed lines)
 
 
 @dataclass
@@ -65,8 +66,28 @@ class CertifyResult:
         return self.out / "report" / "index.html"
 
 
+_STAGE_STARTS: dict[float, tuple[int, float]] = {}     # a run (its t0) → (number, start) of its running stage
+
+
 def _stage(log: Callable[[str], None], i: int, name: str, t0: float) -> None:
-    log(f"[{i}/7] {name} ({time.perf_counter() - t0:.0f} s)")
+    """Log how long the previous stage took and the start of stage ``i`` (with the time since the
+    run began); until the next stage, heartbeat lines (fscert.progress) name this one."""
+    from .progress import format_seconds, set_activity
+
+    now = time.perf_counter()
+    _stage_done(log, t0, now)
+    log(f"[{i}/7] {name} ({format_seconds(now - t0)} since the start)")
+    _STAGE_STARTS[t0] = (i, now)
+    set_activity(f"[{i}/7] {name}")
+
+
+def _stage_done(log: Callable[[str], None], t0: float, now: float | None = None) -> None:
+    """``      done in 41 s``: the duration of the run's running stage, if any (then none is running)."""
+    from .progress import format_seconds
+
+    running = _STAGE_STARTS.pop(t0, None)
+    if running is not None:
+        log(f"      done in {format_seconds((now or time.perf_counter()) - running[1])}")
 
 
 def partial_dir(out: str | Path) -> Path:
@@ -103,6 +124,7 @@ def run_certify(job: CertifyJob, out: str | Path, force: bool = False, progress:
     from .data import load_images
     from .empirical import DrawConfig
     from .hashing import sha256_array
+    from .progress import LINES, heartbeat, is_terminal
     from .training import TrainConfig
 
     out = Path(out)
@@ -133,14 +155,20 @@ def run_certify(job: CertifyJob, out: str | Path, force: bool = False, progress:
         plan_training(x, mcfg, job).check(max_memory, log)
         work.mkdir(parents=True)
         (work / "job.json").write_text(key)
+    if progress is True and not is_terminal():
+        progress = LINES                       # lines, never bar redraws, in a log (fscert.progress)
     try:
-        summary = _stages(job, x, mcfg, tcfg, dcfg, ccfg, work, out, progress, log, t0)
+        with heartbeat("certify", show=progress, write=log):   # a line after 30 s of silence, off a terminal
+            summary = _stages(job, x, mcfg, tcfg, dcfg, ccfg, work, out, progress, log, t0)
+        _stage_done(log, t0)
     except KeyboardInterrupt:
         log(f"interrupted: finished stages are kept in {work}; rerun with --resume to continue")
         raise
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
+    finally:
+        _STAGE_STARTS.pop(t0, None)
     (work / "job.json").unlink()
     replace_tree(work, out)                    # OUT is at every moment the old output or the new one
     return CertifyResult(out, summary)
@@ -155,6 +183,7 @@ def _stages(job: CertifyJob, x: np.ndarray, mcfg, tcfg, dcfg, ccfg, work: Path, 
     from .certify import Inputs, certify
     from .empirical import draw_attrs, draw_samples
     from .enumeration import TooManyImages
+    from .geometry import Geometry, stored_hw
     from .hashing import sha256_array
     from .latents import LatentSet, read_latents, write_latents
     from .report import build_report
@@ -197,9 +226,10 @@ def _stages(job: CertifyJob, x: np.ndarray, mcfg, tcfg, dcfg, ccfg, work: Path, 
     model = load_model(work / "model_ft.pt")
 
     if stage(5, f"enumerate every reachable stitching (ρ = {job.rho})", work / "cert.h5"):
+        geometry = Geometry.for_stored(stored_hw(job.data, job.split), x.shape[2:])   # compare at the stored size
         inputs = Inputs(LatentSet(E.latents, E.counts, E.source_index), model=model, train=x,
                         extra_attrs={"tau": float(job.tau), "kappa": float(job.kappa), "mode": "empirical",
-                                     "trials": int(job.trials)})
+                                     "trials": int(job.trials)}, train_latents=z, geometry=geometry)
         ckpt = work / "cert.partial.h5"
         try:
             cert = certify(inputs, ccfg, progress=progress, log=log, checkpoint=ckpt)
@@ -215,8 +245,9 @@ def _stages(job: CertifyJob, x: np.ndarray, mcfg, tcfg, dcfg, ccfg, work: Path, 
     audit_res = None
     if listed and len(cert.latents):
         if stage(6, "audit every listed image against the training set", work / "audit.json"):
-            audit_res = report_json(audit(x, cert.images.astype(np.float32) / 255.0, gammas=job.gammas,
-                                          max_memory=ccfg.max_memory, log=log))
+            geom = Geometry.from_json(cert.attrs.get("geometry"), x.shape[2:])      # the certificate's comparison
+            audit_res = report_json(audit(geom.crop(x), geom.crop(cert.images).astype(np.float32) / 255.0,
+                                          gammas=job.gammas, max_memory=ccfg.max_memory, log=log))
             with atomic_path(work / "audit.json") as tmp:
                 tmp.write_text(json.dumps(audit_res, indent=1, default=float))
         audit_res = json.loads((work / "audit.json").read_text())
@@ -252,118 +283,3 @@ def plan_training(x: np.ndarray, mcfg, job: CertifyJob):
     return Plan().add(training_step(n, model, job.batch_size, job.epochs, job.finetune_epochs)).add(
         training_step(rows, model, job.batch_size, decoder_epochs=job.draw_finetune_epochs,
                       what="fine-tune about"))
-
-
-def make_summary(cert, z_train: np.ndarray, job: CertifyJob, audit_res: dict | None, seconds: float) -> dict:
-    """The final numbers: reachable images, training copies, UIR/M-UIR, memorization and dead-end mass.
-
-    Where the certificate did not examine every reachable image (``verdict_scope`` other than
-    "complete") each per-γ figure is null and ``verdict`` says why, in words."""
-    from .audit import gamma_key
-    from .certificate import attr_json
-    from .certify import has_figures, verdict_scope, verdict_words
-
-    keys = {row.tobytes() for row in z_train}
-    copies = int(sum(l.tobytes() in keys for l in cert.latents))
-    searched = verdict_scope(cert.attrs) == "searched"
-    exact = has_figures(cert.attrs) or searched           # searched: the maps hold proven figures or null
-    gk = [gamma_key(g) for g in cert.gammas]
-
-    def figures(name: str) -> dict:
-        m = attr_json(cert, name, {})
-        return m if exact or not isinstance(m, dict) else {k: None for k in m}
-
-    s = {"data": str(job.data), "n_train": int(len(z_train)), "trials": job.trials, "rho": job.rho,
-         "tau": job.tau, "kappa": job.kappa,
-         "reachable": str(cert.attrs.get("reachable_count")), "listed": int(len(cert.latents)),
-         "training_latents_listed": copies,
-         "near_copies": ({k: (int(cert.flags[:, j].sum()) if exact else None) for j, k in enumerate(gk)}
-                         if cert.flags is not None else {}),
-         "uir": figures("uir"), "m_uir": figures("m_uir"),
-         "memorization_mass": figures("memorization_mass"),
-         "dead_end_mass": float(cert.attrs.get("dead_end_mass", float("nan"))),
-         "seconds": round(seconds, 1),
-         "verdict_scope": verdict_scope(cert.attrs),
-         "verdict": {k: verdict_words(cert.attrs, g) for k, g in zip(gk, cert.gammas)}}
-    if searched:
-        s.update(search_summary(cert))
-    if audit_res:
-        s["authpct"] = audit_res.get("authpct")
-        s["audit"] = "audit.json"
-    else:
-        s["audit"] = None
-        s["audit_absent"] = ("no audit.json: the reachable images were searched for near-copies without listing "
-                             "them (see the verdict above and the report), so there is no list of images to audit"
-                             if searched else
-                             "no audit.json: nothing was listed (the certificate only counts the reachable images), "
-                             "so no generated image was compared with the training images"
-                             if not len(cert.latents) else "no audit.json: the audit was not run")
-    return s
-
-
-def search_summary(cert) -> dict:
-    """The near-copy search in summary.json: per γ the union as [low, high], exact or not, and the
-    training images most exposed (highest probability that an output is within γ of them)."""
-    from .audit import gamma_key
-    from .certificate import attr_json
-
-    x = cert.extra
-    out: dict = {"near_copies_listed": int(len(x.get("near_latents", ()))),
-                 "near_copy_count": {}, "memorization_mass_interval": {}, "near_copy_exact": {}, "most_exposed": {}}
-    lo, hi = attr_json(cert, "near_copy_count_low", {}), attr_json(cert, "near_copy_count_high", {})
-    mlo, mhi = attr_json(cert, "memorization_mass_low", {}), attr_json(cert, "memorization_mass_high", {})
-    ex = attr_json(cert, "near_copy_exact", {})
-    for j, g in enumerate(cert.gammas):
-        k = gamma_key(g)
-        out["near_copy_count"][k] = [lo.get(k), hi.get(k)]
-        out["memorization_mass_interval"][k] = [mlo.get(k), mhi.get(k)]
-        out["near_copy_exact"][k] = ex.get(k)
-        if "exposure_low" in x:
-            e = x["exposure_low"][:, j]
-            top = np.argsort(-e, kind="stable")[:5]
-            out["most_exposed"][k] = [{"train_index": int(t), "exposure_low": float(e[t]),
-                                       "exposure_high": float(x["exposure_high"][t, j])} for t in top if e[t] > 0]
-    if "best_psnr" in x:
-        bp, be = x["best_psnr"], x["best_exact"]
-        top = int(np.argmax(np.where(be, bp, -np.inf))) if be.any() else None
-        out["best_psnr"] = {"exact_for": int(be.sum()), "bounded_for": int((~be).sum()),
-                            "max": float(bp[top]) if top is not None else None, "max_train_index": top,
-                            "median_exact": float(np.median(bp[be])) if be.any() else None}
-    return out
-
-
-def summary_lines(s: dict) -> list[str]:
-    exact = s.get("verdict_scope", "complete") == "complete"
-    if exact or s["listed"]:
-        lines = [f"reachable images: {s['reachable']} (listed {s['listed']}; "
-                 f"{s['training_latents_listed']} are training latents)"]
-    elif s.get("verdict_scope") == "searched":
-        lines = [f"reachable images: {s['reachable']} (too many to list: every training image's near-copies were "
-                 f"searched without listing; {s.get('near_copies_listed', 0)} near-copies listed)"]
-    else:
-        lines = [f"reachable images: {s['reachable']} (counted only: none listed)"]
-    for g in s["uir"] or {}:
-        if exact:
-            lines.append(f"γ = {g} dB: UIR {float(s['uir'][g]):.3f}, M-UIR {float(s['m_uir'].get(g, float('nan'))):.3f}, "
-                         f"near-copies {s['near_copies'].get(g, '?')}, "
-                         f"memorization mass {float(s['memorization_mass'].get(g, float('nan'))):.4f}")
-        else:
-            lines.append(f"γ = {g} dB: {(s.get('verdict') or {}).get(g, 'figures NOT EXAMINED')}")
-    for g, rows in (s.get("most_exposed") or {}).items():
-        if rows:
-            r = rows[0]
-            span = (f"{r['exposure_low']:.4g}" if r["exposure_low"] == r["exposure_high"]
-                    else f"[{r['exposure_low']:.4g}, {r['exposure_high']:.4g}]")
-            lines.append(f"γ = {g} dB: most exposed training image #{r['train_index']} is reproduced with "
-                         f"probability {span}")
-    b = s.get("best_psnr")
-    if b and b.get("max") is not None:
-        lines.append(f"closest any output comes to a training image: {b['max']:.2f} dB (training image "
-                     f"#{b['max_train_index']}, exact); median over the {b['exact_for']} training images with an "
-                     f"exact best: {b['median_exact']:.2f} dB"
-                     + (f"; {b['bounded_for']} more are only bounded" if b["bounded_for"] else ""))
-    lines.append(f"dead-end mass: {s['dead_end_mass']:.4f}")
-    if s.get("audit_absent"):
-        lines.append(s["audit_absent"])
-    lines.append(f"report: {s['report']}")
-    return lines

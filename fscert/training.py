@@ -20,12 +20,12 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from .autoencoder import AEConfig, LocalAutoencoder, check_image_shape, check_latent_shape
 from .defaults import DEFAULTS
 from .errors import FscertError, atomic_path
 from .noise import NOISE_KINDS, check_tau_kappa, perturb
+from .progress import Progress
 
 
 @dataclass
@@ -191,8 +191,8 @@ def train(images_NCHW: np.ndarray, model_cfg: AEConfig, cfg: TrainConfig, progre
             start = int(saved["epoch"])
         else:
             start = cfg.epochs
-    bar = tqdm(total=cfg.epochs + cfg.finetune_epochs, initial=done, desc="train", unit="epoch",
-               disable=not progress)
+    bar = Progress(total=cfg.epochs + cfg.finetune_epochs, initial=done, desc="train", unit="epoch",
+                   show=progress)     # a bar on a terminal, a line every 30 s elsewhere (fscert.progress)
     try:                      # closed even when interrupted, so an error message starts on its own line
         for epoch in range(start, cfg.epochs):
             model.train()
@@ -307,7 +307,7 @@ def finetune_decoder(model: LocalAutoencoder, latents: np.ndarray, targets_NCHW:
     z_all = torch.from_numpy(np.asarray(latents, np.float32))
     x_all = torch.from_numpy(np.ascontiguousarray(targets_NCHW, np.float32))
     w = None if counts is None else torch.from_numpy(np.asarray(counts, np.float32))
-    with tqdm(total=epochs, desc="finetune", unit="epoch", disable=not progress) as bar:
+    with Progress(total=epochs, desc="finetune", unit="epoch", show=progress) as bar:
         return _fit_decoder(model, lambda idx: z_all[idx], x_all, epochs, cfg, gen, phase=3, bar=bar, weights=w)
 
 

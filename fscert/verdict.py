@@ -8,8 +8,10 @@ Scopes (attribute ``verdict_scope``):
   it; the figures are exact, or certified intervals [low, high], and say which;
 * ``not-examined`` — counted only: no figure covers the set, and none is stored (null).
 
-Every reader (the CLI, summary.json, the HTML report) words the figures with
-:func:`verdict_words`, so the wording lives here.
+Every reader (the CLI, summary.json, the HTML report) words the figures' scope with
+:func:`verdict_words`, so that wording lives here; the auditor's verdict built on it (per γ a
+sentence with the counts, the decoder's fidelity floor, guarantees, assumptions, baseline) is
+:func:`fscert.verdict_statement.statement`.
 """
 from __future__ import annotations
 

@@ -5,11 +5,17 @@
  * page's cards are in the DOM, so 100,000 images stay fast. Each full sort order is computed
  * once and cached; filtering is one linear pass over it. No network request is ever made.
  *
- * Searched certificates add the exposure table (D.exposure: one row per training image,
- * sortable per γ, paginated; its first page is also in the HTML) and static tiles
- * (<span class="tile-slot" data-set data-slot>) that are filled from the sprite sheets in
- * D.sprites. Tiles are placed through the CSSOM: the page's Content-Security-Policy forbids
- * inline style attributes.
+ * The per-training-image table (D.exposure: one row per training image, sortable per γ,
+ * paginated; its first page is also in the HTML) is a searched certificate's exposure table or
+ * a listed certificate's "which training images are copied" (then its best tiles come from the
+ * generated images: D.exposure.bestSet "gen", bestSlot). Static tiles
+ * (<span class="tile-slot" data-set data-slot>) are filled from the sprite sheets in
+ * D.sprites (and D.gen). Tiles are placed through the CSSOM: the page's Content-Security-Policy
+ * forbids inline style attributes.
+ *
+ * Per-image badges come from D.badges.codes (computed by fscert.decidability.badge_codes):
+ * "novel" is never shown where the decoder cannot reach γ; without D.badges the flags decide
+ * copy / "no copy found" (never "novel").
  */
 (function () {
   "use strict";
@@ -59,10 +65,14 @@
 
   var sprites = D.sprites || {};
 
+  function spriteSet(name) {
+    return sprites[name] || (name === "gen" ? D.gen : null);
+  }
+
   /** Replace every static <span class="tile-slot" data-set data-slot> under root by its tile. */
   function fillSlots(root) {
     Array.prototype.forEach.call(root.querySelectorAll(".tile-slot[data-set]"), function (s) {
-      var info = sprites[s.getAttribute("data-set")];
+      var info = spriteSet(s.getAttribute("data-set"));
       if (!info) {
         s.classList.add("missing");
         return;
@@ -82,6 +92,9 @@
     var num = function (a) { return Float64Array.from(a, Number); }; // "NaN"/"Infinity" strings → numbers
     var lo = E.lo.map(num), hi = E.hi.map(num), clo = E.cntLo.map(num), chi = E.cntHi.map(num);
     var bestPsnr = num(E.bestPsnr), bestProb = num(E.bestProb);
+    var recon = E.recon ? num(E.recon) : null;
+    var bestInfo = spriteSet(E.bestSet || "best");
+    var bestSlot = function (t) { return E.bestSlot ? E.bestSlot[t] : t; };
     var n = E.n, size = E.pageSize || 25;
     var st = { key: "exp-" + E.defaultGamma, reverse: false, page: 0, order: null };
     var cache = {};
@@ -100,6 +113,7 @@
         cnt: function (a, b) { return cmp(up(chi[j][b]), up(chi[j][a])) || cmp(down(clo[j][b]), down(clo[j][a])) || a - b; },
         psnr: function (a, b) { return cmp(down(bestPsnr[b]), down(bestPsnr[a])) || a - b; },
         prob: function (a, b) { return cmp(down(bestProb[b]), down(bestProb[a])) || a - b; },
+        recon: function (a, b) { return recon ? (cmp(down(recon[b]), down(recon[a])) || a - b) : a - b; },
         index: function (a, b) { return a - b; }
       }[parts[0]];
       idx.sort(f);
@@ -123,8 +137,10 @@
       pair.className = "pair";
       pair.appendChild(sprites.train ? tile(sprites.train, t, "training image #" + t)
         : slotPlaceholder("training image #" + t + " not provided"));
-      pair.appendChild(E.bestExact[t] && sprites.best ? tile(sprites.best, t, "best reachable output for training image #" + t)
-        : slotPlaceholder("no image: only a PSNR bound"));
+      var listed = E.bestSet === "gen";
+      pair.appendChild(E.bestExact[t] && bestInfo && bestSlot(t) >= 0
+        ? tile(bestInfo, bestSlot(t), (listed ? "closest output" : "best reachable output") + " for training image #" + t)
+        : slotPlaceholder(listed ? "no output attributed" : "no image: only a PSNR bound"));
       td.appendChild(pair);
       var idx = line("idx", "#" + t + " ");
       if (E.names[t]) {
@@ -141,6 +157,9 @@
       }
       tr.appendChild(cell(E.bestText[t]));
       tr.appendChild(cell(E.probText[t]));
+      if (E.reconText) {
+        tr.appendChild(cell(E.reconText[t]));
+      }
       return tr;
     }
 
@@ -200,6 +219,22 @@
     var trainSlot = D.trainSlot;
     var flags = D.flags ? D.flags.map(function (c) { return Uint8Array.from(c); }) : null;
     var muir = D.muir ? D.muir.map(function (c) { return Uint8Array.from(c); }) : null;
+    var B = D.badges;
+    var codes = B ? B.codes.map(function (c) { return Uint8Array.from(c); }) : null;
+    // badge code → [css class, text, title]; 0 copy, 1 novel, 2 not decidable, 3 no copy found
+    function badgeOf(j, i) {
+      var g = gammas[j];
+      var code = codes ? codes[j][i] : (flags[j][i] === 1 ? 0 : 3);
+      if (code === 0) { return ["copy", "copy", "near-copy: PSNR ≥ " + g + " dB"]; }
+      if (code === 1) { return ["novel", "novel", "PSNR < " + g + " dB, and the decoder can reproduce this training image at " + g + " dB"]; }
+      if (code === 2) {
+        var why = B && B.decidable[j] === false
+          ? "the decoder reproduces the training images at a median " + (B.median === null ? "unknown" : Number(B.median).toFixed(1)) + " dB, below γ"
+          : "the nearest training image's own reconstruction" + (B && B.reconPsnr && nearest ? " reaches only " + Number(B.reconPsnr[nearest[i]]).toFixed(1) + " dB" : " is below γ");
+        return ["undecided", "not decidable", "PSNR < " + g + " dB, but " + why + ": no verdict possible"];
+      }
+      return ["undecided", "no copy found", "PSNR < " + g + " dB; the decoder's fidelity is not recorded, so this is no evidence of novelty"];
+    }
 
     var el = {
       sort: $("sort"), minProb: $("min-prob"), psnrMin: $("psnr-min"), psnrMax: $("psnr-max"),
@@ -341,13 +376,22 @@
         for (var j = 0; j < gammas.length; j++) {
           var copy = flags[j][i] === 1;
           anyCopy = anyCopy || copy;
-          var b = line("badge " + (copy ? "copy" : "novel"), "γ" + gammas[j] + " " + (copy ? "copy" : "novel"));
-          b.title = (copy ? "near-copy: PSNR ≥ " : "PSNR < ") + gammas[j] + " dB" +
-            (muir ? "; " + (muir[j][i] ? "in" : "not in") + " the M-UIR set" : "");
+          var bd = badgeOf(j, i);
+          var b = line("badge " + bd[0], "γ" + gammas[j] + " " + bd[1]);
+          b.title = bd[2] + (muir ? "; " + (muir[j][i] ? "in" : "not in") + " the M-UIR set" : "");
           badges.appendChild(b);
         }
         c.classList.toggle("is-copy", anyCopy);
         meta.appendChild(badges);
+      }
+      if (D.reconFlags) {
+        var at = [];
+        for (var r = 0; r < gammas.length; r++) {
+          if (D.reconFlags[r][i] === 1) { at.push(gammas[r]); }
+        }
+        if (at.length) {
+          meta.appendChild(line("recon", "near-copy of a training image's reconstruction at γ " + at.join(", ") + " dB"));
+        }
       }
       c.appendChild(meta);
       return c;

@@ -231,3 +231,39 @@ def test_interrupted_enumeration_resumes_to_an_identical_certificate(setup, tmp_
         assert arr.tobytes() == resumed.datasets()[name].tobytes(), name
     assert calls.count(-1) == -(-(len(full.latents) - 4) // 4)     # only the missing chunks were decoded again
     assert not (tmp_path / "c.h5.partial.h5").exists()
+
+
+def test_enumerate_records_geometry_and_fidelity(setup, tmp_path):
+    """With --train the images are compared at their stored 28×28; with --train-latents the
+    decoder's fidelity and the reconstructions' near-copies are recorded (else: unknown, null)."""
+    base = ["enumerate", "--latents", setup / "e.h5", "--rho", 2, "--model", setup / "m.pt", "--train", "mnist"]
+    r = invoke(*base, "--train-latents", setup / "l.h5", "--out", tmp_path / "c.h5")
+    assert r.exit_code == 0, r.output
+    c = read_certificate(tmp_path / "c.h5")
+    geo = attr_json(c, "geometry")
+    assert (geo["compared_hw"], geo["canvas_hw"], geo["offset"], geo["how"]) == ([28, 28], [32, 32], [2, 2], "native")
+    f = attr_json(c, "fidelity")
+    assert f["status"] == "computed" and f["n"] == N_TRAIN and len(c.extra["recon_psnr"]) == N_TRAIN
+    assert c.extra["recon_flags"].shape == c.flags.shape
+    assert set(attr_json(c, "recon_near_copies")) == {"25", "30"}
+    r = invoke(*base, "--out", tmp_path / "u.h5")
+    assert r.exit_code == 0, r.output
+    u = read_certificate(tmp_path / "u.h5")
+    assert attr_json(u, "fidelity")["status"] == "unknown" and attr_json(u, "fidelity")["psnr_median"] is None
+    assert attr_json(u, "recon_near_copies") == {"25": None, "30": None} and "recon_psnr" not in u.extra
+    r = invoke(*base, "--train-latents", setup / "l.h5", "--near-copies-only", "--no-recon-search",
+               "--out", tmp_path / "s.h5")
+    assert r.exit_code == 0, r.output
+    s = read_certificate(tmp_path / "s.h5")
+    assert attr_json(s, "recon_near_copies") == {"25": None, "30": None}
+    assert "turned off" in attr_json(s, "recon_verdict")["words"] and attr_json(s, "fidelity")["status"] == "computed"
+
+
+def test_enumerate_train_latents_bad_input(setup, tmp_path):
+    out = tmp_path / "c.h5"
+    _one_line_failure(invoke("enumerate", "--latents", setup / "e.h5", "--train-latents", setup / "l.h5",
+                             "--out", out), out)
+    rng = np.random.default_rng(9)
+    write_latents(tmp_path / "other.h5", rng.choice(np.array([-1, 1], np.int8), size=(N_TRAIN, 1, 8, 8)))
+    _one_line_failure(invoke("enumerate", "--latents", setup / "e.h5", "--model", setup / "m.pt", "--train", "mnist",
+                             "--train-latents", tmp_path / "other.h5", "--out", out), out)

@@ -257,7 +257,7 @@ def same_certificate(a: Path, b: Path) -> None:
 def test_train_ctrl_c_leaves_nothing(work):
     before = sorted(os.listdir(work))
     with Child(["train", "mnist", "--out", "m2.pt", "--limit", 24, "--epochs", 100000, "--hidden", 16,
-                "--batch-size", 8], work) as c:
+                "--batch-size", 8], work, tty=True) as c:
         c.wait_for(lambda: progress(c.stderr, "train") >= 2, "two training epochs")
         rc = c.signal(signal.SIGINT)
     assert_clean_interrupt(rc, c.stderr)
@@ -270,7 +270,7 @@ def test_train_sigkill_with_force_keeps_the_old_model(work, request):
     old = snapshot(work / "m.pt")
     old_hash = model_sha256(load_model(work / "m.pt"))
     with Child(["train", "mnist", "--out", "m.pt", "--force", "--limit", 24, "--epochs", 100000, "--hidden", 16,
-                "--batch-size", 8], work) as c:
+                "--batch-size", 8], work, tty=True) as c:
         c.wait_for(lambda: progress(c.stderr, "train") >= 2, "two training epochs")
         rc = c.signal(signal.SIGKILL)
     assert rc == -signal.SIGKILL

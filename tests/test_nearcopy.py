@@ -18,6 +18,7 @@ import torch
 from fscert.autoencoder import AEConfig, LocalAutoencoder
 from fscert.blocks import decode_exact, generated_values
 from fscert.enumeration import build_tables, count_reachable, enumerate_reachable
+from fscert.geometry import Geometry, Targets
 from fscert.nearcopy import NearCopyConfig, near_copy_search
 from fscert.search import count_binned, list_paths, make_layout, search, tokens_to_latents
 from tests.reference.nearcopy_bruteforce import brute_force
@@ -52,11 +53,14 @@ def _case(m: int, ls: int, rho: int, seed: int, flips: float = 0.01, max_count: 
     pytest.skip("no listable case drawn")
 
 
-def _check_against_brute_force(z, cnt, rho, model, train, gammas, max_listed=100_000):
+def _check_against_brute_force(z, cnt, rho, model, train, gammas, max_listed=100_000, region=None):
+    """``region`` = (top, left, h, w): the search compares in that geometry, the brute force
+    crops every image to it first."""
     c = count_reachable(z, rho, cnt)
-    res = near_copy_search(z, cnt, rho, model, train, NearCopyConfig(gammas=gammas, max_listed=max_listed),
+    targets = train if region is None else Targets(train, Geometry(region[2:], train.shape[2:], region[:2], "native"))
+    res = near_copy_search(z, cnt, rho, model, targets, NearCopyConfig(gammas=gammas, max_listed=max_listed),
                            c.dead_end_mass)
-    bf = brute_force(z, cnt, rho, model, train, gammas)
+    bf = brute_force(z, cnt, rho, model, train, gammas, region=region)
     lst = bf["listing"]
     for j, g in enumerate(gammas):
         ref = bf["per_gamma"][g]
@@ -105,6 +109,31 @@ def test_random_cases_equal_brute_force(m, ls, r, transition, rho):
     train = np.clip(train + rng.normal(0, 0.02, train.shape), 0, 1).astype(np.float32)
     res, bf = _check_against_brute_force(z, cnt, rho, model, train, (25.0, 30.0, 33.0))
     assert res.flags[:, 0].sum() > 0                           # the case has near-copies to find
+
+
+NATIVE_CASES = [  # (M, latent size, R, transition, ρ, region (top, left, h, w))
+    (2, 8, 3, False, 2, (2, 2, 28, 28)), (3, 8, 3, False, 1, (2, 2, 28, 28)), (2, 16, 3, True, 1, (2, 2, 28, 28)),
+    (2, 8, 1, False, 3, (2, 2, 28, 28)), (2, 8, 3, False, 3, (9, 5, 16, 22)),   # blocks wholly outside too
+]
+
+
+@pytest.mark.parametrize("m,ls,r,transition,rho,region", NATIVE_CASES)
+def test_native_geometry_equals_brute_force(m, ls, r, transition, rho, region):
+    """Compared at the stored size (a region of the canvas): the search equals crop-then-compare
+    brute force, and the region changes the figures (the border is really left out)."""
+    model = _model(m, ls, r, transition, seed=m + ls + r + rho + 7)
+    base, z, cnt, _ = _case(m, ls, rho, seed=10 * rho + m + 1)
+    rng = np.random.default_rng(rho + 1)
+    train = generated_values(decode_exact(model, base))
+    train = np.clip(train + rng.normal(0, 0.02, train.shape), 0, 1).astype(np.float32)
+    top, left, h, w = region
+    train[:, :, :top] = train[:, :, top + h:] = 0.0          # the border of a padded image
+    train[:, :, :, :left] = train[:, :, :, left + w:] = 0.0
+    res, bf = _check_against_brute_force(z, cnt, rho, model, train, (25.0, 30.0, 33.0), region=region)
+    assert res.flags[:, 0].sum() > 0
+    assert res.searcher.dim == h * w                          # one channel: D = h·w values
+    whole = brute_force(z, cnt, rho, model, train, (25.0,))
+    assert not np.array_equal(whole["psnr"], bf["psnr"])
 
 
 def test_no_near_copy_best_is_exact_or_bounded():

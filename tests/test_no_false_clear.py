@@ -92,9 +92,13 @@ def test_complete_listing_is_unchanged(inputs, tmp_path):
     s["report"] = "r"
     assert s["verdict_scope"] == SCOPE_COMPLETE and s["near_copies"]["25"] == int(cert.flags[:, 0].sum())
     lines = summary_lines(s)
-    assert lines[0] == f"reachable images: {k} (listed {k}; {s['training_latents_listed']} are training latents)"
+    verdicts = [ln for ln in lines if ln.startswith("verdict at")]
+    assert lines[0] == verdicts[0] and verdicts[0].startswith("verdict at γ = 25 dB: ")
+    assert verdicts[1].startswith("verdict at γ = 30 dB: ")
+    at = next(i for i, ln in enumerate(lines) if ln.startswith("reachable images:"))
+    assert lines[at] == f"reachable images: {k} (listed {k}; {s['training_latents_listed']} are training latents)"
     mass = attr_json(cert, "memorization_mass")["25"]
-    assert lines[1] == (f"γ = 25 dB: UIR {attr_json(cert, 'uir')['25']:.3f}, M-UIR {attr_json(cert, 'm_uir')['25']:.3f}, "
+    assert lines[at + 1] == (f"γ = 25 dB: UIR {attr_json(cert, 'uir')['25']:.3f}, M-UIR {attr_json(cert, 'm_uir')['25']:.3f}, "
                         f"near-copies {int(cert.flags[:, 0].sum())}, memorization mass {mass:.4f}")
     assert verdict_words(cert.attrs, 25.0).startswith("complete")
 
@@ -107,10 +111,16 @@ def test_summary_of_a_count_only_certificate_says_not_examined(inputs):
     assert s["verdict_scope"] == SCOPE_NOT_EXAMINED
     for key in ("near_copies", "uir", "m_uir", "memorization_mass"):
         assert s[key] == {"25": None, "30": None}, key
-    assert s["verdict"] == {"25": verdict_words(cert.attrs, 25.0), "30": verdict_words(cert.attrs, 30.0)}
+    assert s["scope_words"] == {"25": verdict_words(cert.attrs, 25.0), "30": verdict_words(cert.attrs, 30.0)}
+    for g in ("25", "30"):                            # the verdict block says it first, in the same words
+        v = s["verdict"]["per_gamma"][g]
+        assert v["status"] == "not-examined" and v["near_copies"] is None and v["memorization_mass"] is None
+        assert v["sentence"] == s["scope_words"][g]
     assert s["audit"] is None and "nothing was listed" in s["audit_absent"]
-    text = "\n".join(summary_lines(s))
-    assert text.count("NOT EXAMINED") == 2 and "no audit.json" in text
+    lines = summary_lines(s)
+    assert lines[0] == f"verdict at γ = 25 dB: NOT EXAMINED — {s['scope_words']['25']}"
+    text = "\n".join(lines)
+    assert f"γ = 30 dB: {s['scope_words']['30']}" in text and "no audit.json" in text
     assert not FALSE_CLEAR.search(text), text
 
 
@@ -150,10 +160,11 @@ def assert_report_not_examined(html: str, s: dict, n_gammas: int) -> None:
     assert s["verdict_scope"] == SCOPE_NOT_EXAMINED and len(s["per_gamma"]) == n_gammas
     for j, row in enumerate(s["per_gamma"]):
         assert row["near_copies"] is None and row["uir"] is None and row["m_uir"] is None
-        assert row["memorization_mass"] is None and "NOT EXAMINED" in row["verdict"]
+        assert row["memorization_mass"] is None and "NOT EXAMINED" in row["scope_words"]
         assert f'id="hdr-copies-{j}">not examined<' in html
-        assert f'id="verdict-{j}">γ = ' in html
-    assert 'id="verdict"' in html and 'id="metrics"' not in html
+        assert f'id="scope-{j}">γ = ' in html
+        assert f'id="verdict-{j}" data-status="not-examined"><span class="badge undecided">NOT EXAMINED</span>' in html
+    assert 'id="verdict"' in html and 'id="metrics"' not in html and 'id="training-view"' not in html
     assert "<td>0</td>" not in html and "0.0000" not in html and not FALSE_CLEAR.search(html)
 
 
@@ -164,7 +175,7 @@ def test_report_of_a_count_only_certificate(inputs, tmp_path):
     build_report(tmp_path / "c.h5", tmp_path / "rep", train_images=train)
     html, s = report_parts(tmp_path / "rep")
     assert_report_not_examined(html, s, 2)
-    assert s["per_gamma"][0]["verdict"] == verdict_words(cert.attrs, 25.0)
+    assert s["per_gamma"][0]["scope_words"] == verdict_words(cert.attrs, 25.0)
     assert "none was decoded or compared" in html
 
 
@@ -191,7 +202,7 @@ def test_report_of_a_complete_listing_shows_figures(tmp_path):
     cert, train = make_certificate(k=50)
     build_report(cert, tmp_path / "rep", train_images=train)
     html, s = report_parts(tmp_path / "rep")
-    assert s["verdict_scope"] == SCOPE_COMPLETE and 'id="metrics"' in html and 'id="verdict"' not in html
+    assert s["verdict_scope"] == SCOPE_COMPLETE and 'id="metrics"' in html and 'id="scope-note"' not in html
     assert f'id="hdr-copies-0">{int(cert.flags[:, 0].sum())}<' in html
     assert s["per_gamma"][0]["memorization_mass"] == json.loads(cert.attrs["memorization_mass"])["20"]
 
@@ -247,7 +258,12 @@ def test_certify_above_max_images_searches_instead(certify_run):
         assert (mass is not None) == exact[k]                  # a number only where it is proven
         assert "(exact)" in words if exact[k] else "certified interval" in words
     s = json.loads((out / "summary.json").read_text())
-    assert s["verdict_scope"] == "searched" and s["verdict"]["25"] == verdict_words(cert.attrs, 25.0)
+    assert s["verdict_scope"] == "searched" and s["scope_words"]["25"] == verdict_words(cert.attrs, 25.0)
+    assert output.index("\nverdict at γ = 25 dB: ") < output.index("\nreachable images:")   # the verdict opens the summary
+    for g in ("25", "30"):
+        v = s["verdict"]["per_gamma"][g]
+        assert v["status"] != "novel" or v["decidable"] is True           # never novel where not decidable
+        assert s["near_copies"][g] is None or exact[g]                    # an interval is never one number
     assert s["audit"] is None and "searched for near-copies" in s["audit_absent"]
     html = (out / "report" / "index.html").read_text()
     assert "searched every one of the" in html

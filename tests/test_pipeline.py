@@ -35,6 +35,23 @@ def test_outputs_exist_and_agree(run):
     assert f"report: {out / 'report' / 'index.html'}" in output
 
 
+def test_summary_opens_with_the_verdict(run):
+    """summary.json's ``verdict`` block is the certificate's statement, and the printed summary
+    opens with its sentences (issue 12 item 6); every figure is a number or null, never NaN."""
+    from fscert.verdict_statement import statement
+
+    out, output = run
+    summary = json.loads((out / "summary.json").read_text())
+    json.dumps(summary, allow_nan=False)
+    cert = read_certificate(out / "cert.h5")
+    assert summary["verdict"] == json.loads(json.dumps(statement(cert)))
+    assert set(summary["verdict"]["per_gamma"]) == {"25", "30"} and summary["glossary"]
+    for g, v in summary["verdict"]["per_gamma"].items():
+        assert f"\nverdict at γ = {g} dB: {v['label']} — {v['sentence']}\n" in output
+        assert v["status"] != "novel" or v["decidable"] is True
+    assert output.index("\nverdict at γ = 25 dB") < output.index("\nfidelity floor: ") < output.index("\nreachable images:")
+
+
 def test_verify_accepts_the_pipeline_certificate(run):
     out, _ = run
     r = CliRunner().invoke(cli, ["verify", str(out / "cert.h5"), "--model", str(out / "model_ft.pt"),

@@ -228,6 +228,50 @@ def test_latents_only_and_count_only_pages(driver, tmp_path):
     assert_no_console_errors(driver)
 
 
+def test_verdict_glossary_config_and_histogram_in_chromium(driver, tmp_path):
+    """The page opens with the verdict, then the glossary; the configuration is collapsed; the PSNR
+    histogram loads; the per-training-image table is filled; no card says "novel" at a γ the
+    decoder cannot reach (issue 12 items 6 and 7)."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from test_report import add_fidelity
+    from test_verdict_statement import listed, recon
+
+    cert, train = listed((10.0, 40.0), k=80)
+    add_fidelity(cert, recon(24.0, 32.0), median=27.0, recon_counts={"25": 5, "30": 2})   # γ 30 not decidable
+    index = build_report(written(tmp_path, cert), tmp_path / "rep", train_images=train)
+    s = json.loads((tmp_path / "rep" / "summary.json").read_text())
+    open_report(driver, index)
+
+    order = js(driver, "return Array.from(document.querySelectorAll('body > section, body > header'), e => e.id || e.className)")
+    assert order[:3] == ["top", "verdict", "glossary"], order
+    tops = js(driver, "return ['verdict', 'glossary', 'metrics', 'grid'].map(i => "
+                      "document.getElementById(i).getBoundingClientRect().top)")
+    assert tops == sorted(tops), tops
+    assert text(driver, "verdict-1").startswith("NEAR-COPIES γ = 30 dB:")
+    assert "NOT DECIDABLE" in text(driver, "verdict-1") and "NOT DECIDABLE" in text(driver, "fidelity-floor")
+    assert js(driver, "return document.querySelectorAll('#glossary dt').length") == len(s["glossary"])
+    assert js(driver, "return document.getElementById('glossary').offsetHeight") > 0
+    assert js(driver, "return document.getElementById('config').open") is False
+    assert js(driver, "return document.querySelector('#config table.kv').checkVisibility()") is False   # hidden
+
+    WebDriverWait(driver, 30).until(lambda d: d.execute_script(
+        "const i = document.getElementById('psnr-histogram'); return i.complete && i.naturalWidth > 0"))
+    assert js(driver, "return document.getElementById('psnr-histogram').naturalWidth") > 300
+
+    assert js(driver, "return document.querySelectorAll('#exposure-body tr').length") == 25
+    assert js(driver, "return document.querySelectorAll('.tile-slot[data-set]').length") == 0          # all filled
+    set_value(driver, "page-size", "96")
+    badges = js(driver, "return Array.from(document.querySelectorAll('#grid .badge'), b => b.textContent)")
+    assert len(badges) == 2 * 80
+    assert not [b for b in badges if b == "γ30 novel"], badges                  # γ 30 is not decidable
+    assert {b for b in badges if b.startswith("γ30")} <= {"γ30 copy", "γ30 not decidable"}
+    assert any(b == "γ30 not decidable" for b in badges)
+    assert js(driver, "return document.querySelectorAll('#grid .recon').length") == 5   # near-copies of a reconstruction
+    assert_local_only(driver, index)
+    assert_no_console_errors(driver)
+
+
 def big_certificate(k: int = 100_000, n_train: int = 5_000, seed: int = 1) -> tuple[Certificate, np.ndarray]:
     """A generation-sized certificate in memory: k random 32×32 grey images, 3 thresholds."""
     rng = np.random.default_rng(seed)

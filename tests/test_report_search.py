@@ -248,7 +248,7 @@ def test_searched_with_near_copies_exact(real, tmp_path):
     for j, g in enumerate(GAMMAS):
         words = verdict_words(cert.attrs, g)
         assert words.endswith("(exact)")
-        assert f'id="verdict-{j}">γ = {g:g} dB: <span class="badge exact">exact</span> {escape(words)}</li>' in html
+        assert f'id="search-verdict-{j}">γ = {g:g} dB: <span class="badge exact">exact</span> {escape(words)}</li>' in html
         row = s["per_gamma"][j]
         count = int(json.loads(cert.attrs["near_copy_count_low"])[f"{g:g}"])
         assert row["exact"] and row["near_copies"] == count == int(cert.extra["near_flags"][:, j].sum())
@@ -356,7 +356,7 @@ def test_top_k_outputs(tmp_path):
     html, s = parts(tmp_path / "rep")
     p = cert.extra["top_prob"]
     mass = cert.attrs["top_mass"]
-    assert f"The 7 most probable of all reachable images" in html
+    assert "The 7 most probable of all reachable images" in html
     assert f"together they have probability {mass:.4g}" in html and f"remaining {1 - mass:.4g}" in html
     assert html.count('data-set="top"') == 7 and 'id="glance-top"' in html
     for r in range(7):

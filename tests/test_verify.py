@@ -34,7 +34,7 @@ def made(tmp_path_factory):
     write_latents(d / "l.h5", base[rng.integers(0, 2, 8)], {"limit": 8})
     assert invoke("draw", "--latents", d / "l.h5", "--trials", 2, "--tau", 1.02, "--out", d / "e.h5").exit_code == 0
     r = invoke("enumerate", "--latents", d / "e.h5", "--rho", 2, "--model", d / "m.pt", "--train", "mnist",
-               "--out", d / "c.h5")
+               "--train-latents", d / "l.h5", "--out", d / "c.h5")
     assert r.exit_code == 0, r.output
     return d
 
@@ -78,6 +78,32 @@ def test_verify_tampered(made, tmp_path):
     assert r.exit_code == 1 and "content_sha256" in r.output and "prob sums to" in r.output
     r = invoke("verify", tmp_path / "t.h5", "--latents", made / "e.h5")
     assert r.exit_code == 1 and "dataset prob: 1 of" in r.output
+
+
+def test_verify_fidelity(made, tmp_path):
+    """The certificate's fidelity is recomputed; a tampered reconstruction PSNR (content hash
+    recomputed too) or other training latents are reported."""
+    import json
+
+    from fscert.certificate import read_certificate, write_certificate
+
+    c = read_certificate(made / "c.h5")
+    assert json.loads(c.attrs["fidelity"])["status"] == "computed" and len(c.extra["recon_psnr"]) == 8
+    assert json.loads(c.attrs["geometry"])["compared_hw"] == [28, 28]
+    r = invoke("verify", made / "c.h5", "--model", made / "m.pt", "--train", "mnist", "--latents", made / "e.h5",
+               "--train-latents", made / "l.h5")
+    assert r.exit_code == 0 and "training latents" in r.output, r.output
+    c.extra["recon_psnr"] = c.extra["recon_psnr"] + 0.25
+    write_certificate(tmp_path / "t.h5", c)
+    assert invoke("verify", tmp_path / "t.h5").exit_code == 0           # a consistent hash: only recomputing tells
+    r = invoke("verify", tmp_path / "t.h5", "--model", made / "m.pt", "--train", "mnist")
+    assert r.exit_code == 1 and "DIFFERS dataset recon_psnr: 8 of 8 rows differ" in r.output, r.output
+    z = read_latents(made / "l.h5").latents.copy()
+    z[0] *= -1
+    write_latents(tmp_path / "l2.h5", z, {})
+    r = invoke("verify", made / "c.h5", "--model", made / "m.pt", "--train", "mnist",
+               "--train-latents", tmp_path / "l2.h5")
+    assert r.exit_code == 1 and "DIFFERS dataset train_latents" in r.output and "recon_psnr" in r.output, r.output
 
 
 def test_verify_bad_file(tmp_path):

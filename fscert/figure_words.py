@@ -1,0 +1,94 @@
+"""Figures in words, shared by the verdict and the report: counts, probabilities, intervals, γ.
+
+Guarantees: :func:`finite` and :func:`gamma_lookup` turn anything absent, null, NaN or
+malformed into None, so a caller never mistakes a missing figure for 0; :func:`interval`
+prints as many digits as it takes to tell the two ends apart; :func:`count_in_words` keeps
+exact counts exact up to nine digits.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+
+def gamma_lookup(m: Any, g: float) -> Any:
+    """The entry of a per-γ map (keys "25", "25.0", …) for γ = ``g``; None when absent."""
+    if not isinstance(m, dict):
+        return None
+    for key, v in m.items():
+        try:
+            if float(key) == float(g):
+                return v
+        except (TypeError, ValueError):
+            continue
+    return None
+
+
+def finite(v: Any) -> float | None:
+    """``v`` as a finite float, else None (absent, null, NaN, text)."""
+    if isinstance(v, bool):
+        return None
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+def psnr_value(v: Any) -> float | None:
+    """A PSNR as float: +inf allowed (identical images), None where absent, NaN or not a number."""
+    if isinstance(v, bool):
+        return None
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(f) else f
+
+
+def db(v: float) -> str:
+    """A PSNR in words: "17.6 dB", or "∞ dB (identical)"."""
+    return "∞ dB (identical)" if v == math.inf else f"{v:.1f} dB"
+
+
+def count_in_words(count: Any) -> str:
+    """An exact decimal count, readable: "27210", or "7.5·10^18" above nine digits."""
+    text = str(count).strip()
+    if not text.isdigit() or len(text) <= 9:
+        return text
+    from decimal import Decimal
+
+    mant, exp = f"{Decimal(text):.2e}".split("e")
+    return f"{mant.rstrip('0').rstrip('.')}·10^{int(exp)}"
+
+
+def fig(v: float) -> str:
+    """A probability or mass, 4 significant digits ("0.981", "1.2e-07")."""
+    return f"{v:.4g}"
+
+
+def interval(lo: float, hi: float) -> str:
+    """"[low, high]" with as many digits as it takes to tell the two ends apart."""
+    d = 4
+    while d < 17 and f"{lo:.{d}g}" == f"{hi:.{d}g}":
+        d += 1
+    return f"[{lo:.{d}g}, {hi:.{d}g}]"
+
+
+def sentence_case(text: str) -> str:
+    """``text`` with a capital first letter and a final full stop (words recorded by other modules)."""
+    text = text.strip()
+    if not text:
+        return text
+    text = text[0].upper() + text[1:]
+    return text if text[-1] in ".!?" else text + "."
+
+
+def gname(g: float) -> str:
+    return f"{float(g):g}"
+
+
+def exact_int(v: Any) -> int | None:
+    """A non-negative decimal count (int or digit string) as int, else None."""
+    s = str(v).strip() if v is not None else ""
+    return int(s) if s.isdigit() else None
