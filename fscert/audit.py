@@ -240,6 +240,7 @@ def _set_stats(rows: np.ndarray, t_rows: np.ndarray, gs: list[float], cfg: Audit
         counts[k] = {"n": n, "near_copies": int(n - pas.sum()), "unique": int(pas.sum()),
                      "m_uir": int(mg.sum()), "m_uir_strict": int(ms.sum())}
         per[f"pass_{k}"], per[f"m_uir_{k}"], per[f"m_uir_strict_{k}"] = pas, mg, ms
+        per[f"near_copy_{k}"] = ~np.asarray(pas, bool)          # 1 = a near-copy (PSNR ≥ γ): the readable flag
     stats = {"n": n, "uir": uir, "m_uir": mg_r, "m_uir_strict": ms_r, "counts": counts, "psnr": psnr_summary(psnr)}
     if t_rows.shape[0] >= 2:
         auth = authenticity(t_rows, rows, gen_nearest=nn, batch=cfg.batch)

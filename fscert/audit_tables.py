@@ -30,7 +30,8 @@ def _which(result: dict, which: str) -> dict:
 
 def columns(result: dict, which: str = "generated") -> list[str]:
     """Column names of the per-image table: index, name, nearest_train, nearest_train_name, psnr,
-    then per γ key ``pass_K`` (PSNR < γ: not a near-copy), ``m_uir_K``, ``m_uir_strict_K``, then
+    then per γ key ``near_copy_K`` (1: PSNR ≥ γ, a near-copy of a training image), ``pass_K`` (its
+    complement, the UIR indicator of Eq. 9), ``m_uir_K``, ``m_uir_strict_K`` (1: kept as unique), then
     ``nn_ratio`` and ``authentic`` where computed."""
     from .audit import gamma_key
 
@@ -38,7 +39,7 @@ def columns(result: dict, which: str = "generated") -> list[str]:
     cols = ["index", "name", "nearest_train", "nearest_train_name", "psnr"]
     for g in result["params"]["gammas"]:
         k = gamma_key(g)
-        cols += [f"pass_{k}", f"m_uir_{k}", f"m_uir_strict_{k}"]
+        cols += [f"near_copy_{k}", f"pass_{k}", f"m_uir_{k}", f"m_uir_strict_{k}"]
     return cols + [c for c in ("nn_ratio", "authentic") if c in per]
 
 

@@ -123,6 +123,7 @@ def test_cli_writes_json_and_csv(cli, files, tmp_path):
     assert len(rows) == 30 and rows[0]["psnr"] == "inf" and rows[0]["pass_25"] == "0"
     assert {"index", "nearest_train", "m_uir_30", "m_uir_strict_25"} <= set(rows[0])
     assert sum(int(r["pass_30"]) for r in rows) / 30 == rep["uir"]["30"]
+    assert all(int(r["near_copy_30"]) == 1 - int(r["pass_30"]) for r in rows)
     assert not list(tmp_path.glob(".*tmp"))
 
 
