@@ -200,11 +200,6 @@ def search_summary(cert: Certificate, config: dict[str, Any]) -> dict[str, Any]:
     view = near_copy_view(cert)
     gammas, k, j0 = cert.gammas, len(view.prob), smallest_gamma_column(cert)
     name = train_namer(cert)
-    nearest = view.nearest_train.tolist() if view.nearest_train is not None else [None] * k
-    psnr = view.psnr.tolist() if view.psnr is not None else [None] * k
-    log_p = view.log_prob.tolist() if view.log_prob is not None else [None] * k
-    near_rows = [[i, t, name(t) if t is not None else "", num(v) if v is not None else None, p, lp]
-                 for i, (t, v, p, lp) in enumerate(zip(nearest, psnr, view.prob.tolist(), log_p))]
     smallest = search_gamma(cert, gammas[j0]) if j0 is not None else None
     exp = exposure_arrays(cert)
     s = training_rows(cert) or 0
@@ -236,8 +231,9 @@ def search_summary(cert: Certificate, config: dict[str, Any]) -> dict[str, Any]:
         "smallest_gamma": gammas[j0] if j0 is not None else None,
         "near_copies_listed": k,
         "near_copies_all_listed": listed_all,
-        "near_copies": {"columns": ["index", "training_index", "training_image", "psnr", "probability",
-                                    "log_probability"], "rows": near_rows},
+        # one row per listed near-copy is in images.csv (2 million rows at ρ = 1 on 256 images would
+        # make this file hundreds of MB); summary.json keeps the figures only
+        "near_copies": {"rows": k, "csv": "images.csv"},
         "exposure": {"columns": ex_cols, "rows": ex_rows},
         "exposure_ranking": ranking,
         "search": attr_json(cert, "search", {}),
