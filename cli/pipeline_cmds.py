@@ -44,6 +44,13 @@ J = CertifyJob()
               help="List at most this many images; above it the certificate holds the exact count only.")
 @click.option("--near-copies-only", is_flag=True,
               help="Search every training image's near-copies without listing every image, whatever the count.")
+@click.option("--test", "test", metavar="DATA", default=None,
+              help="Held-out real images the generator never saw: the baseline every near-copy figure is read "
+                   "against (how many of them are within γ dB of a training image), and the C_T test set.")
+@click.option("--test-split", type=click.Choice(["train", "val", "test"]), default=J.test_split, show_default=True,
+              help="Split of --test to read from MedMNIST-style .npz files.")
+@click.option("--test-limit", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Use only the first N held-out images.")
 @max_memory_option("training, listing, decoding and auditing")
 @seed_option(J.seed)
 @click.option("--resume", is_flag=True,

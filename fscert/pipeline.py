@@ -51,6 +51,10 @@ class CertifyJob:
     draw_finetune_epochs: int = 150
     max_images: int = int(DEFAULTS["max_images"])
     near_copies_only: bool = False
+    # held-out real images (issue 12 item 5): the baseline every near-copy figure is read against
+    test: str | None = None
+    test_split: str = "test"
+    test_limit: int | None = None
     max_memory_gib: float | None = None   # None: ¾ of the machine's memory
     gammas: tuple[float, ...] = tuple(DEFAULTS["gammas"])
     seed: int = int(DEFAULTS["seed"])
@@ -132,6 +136,13 @@ def run_certify(job: CertifyJob, out: str | Path, force: bool = False, progress:
         raise FscertError(f"output folder {out} already exists (use --force to overwrite)")
     t0 = time.perf_counter()
     x = load_images(job.data, limit=job.n_train, split=job.split)
+    x_test = None
+    if job.test is not None:
+        x_test = load_images(job.test, limit=job.test_limit, split=job.test_split)
+        if x_test.shape[1:] != x.shape[1:]:
+            raise FscertError(f"held-out images (--test) are {'×'.join(map(str, x_test.shape[1:]))} after loading, "
+                              f"training images {'×'.join(map(str, x.shape[1:]))}: they must have the same size and "
+                              "channels")
     mcfg = AEConfig(image_channels=x.shape[1], latent_size=job.latent_size, latent_channels=job.latent_channels,
                     receptive_field=job.receptive_field, hidden=job.hidden, transition=job.transition).validate()
     tcfg = TrainConfig(epochs=job.epochs, finetune_epochs=job.finetune_epochs, batch_size=job.batch_size, lr=job.lr,
@@ -144,7 +155,7 @@ def run_certify(job: CertifyJob, out: str | Path, force: bool = False, progress:
     ccfg.validate()
 
     work = partial_dir(out)
-    key = job_key(job, sha256_array(x))
+    key = job_key(job, sha256_array(x) + ("" if x_test is None else "+" + sha256_array(x_test)))
     if resume and (work / "job.json").is_file() and (work / "job.json").read_text() == key:
         log(f"resuming from {work}")
         remove_temporaries(work)               # what a killed write left behind
@@ -159,7 +170,7 @@ def run_certify(job: CertifyJob, out: str | Path, force: bool = False, progress:
         progress = LINES                       # lines, never bar redraws, in a log (fscert.progress)
     try:
         with heartbeat("certify", show=progress, write=log):   # a line after 30 s of silence, off a terminal
-            summary = _stages(job, x, mcfg, tcfg, dcfg, ccfg, work, out, progress, log, t0)
+            summary = _stages(job, x, x_test, mcfg, tcfg, dcfg, ccfg, work, out, progress, log, t0)
         _stage_done(log, t0)
     except KeyboardInterrupt:
         log(f"interrupted: finished stages are kept in {work}; rerun with --resume to continue")
@@ -174,7 +185,7 @@ def run_certify(job: CertifyJob, out: str | Path, force: bool = False, progress:
     return CertifyResult(out, summary)
 
 
-def _stages(job: CertifyJob, x: np.ndarray, mcfg, tcfg, dcfg, ccfg, work: Path, out: Path, progress: bool,
+def _stages(job: CertifyJob, x: np.ndarray, x_test: np.ndarray | None, mcfg, tcfg, dcfg, ccfg, work: Path, out: Path, progress: bool,
             log: Callable[[str], None], t0: float) -> dict:
     """The seven stages, each skipped when its files are already in ``work``."""
     from .audit import audit, report_json
@@ -227,9 +238,14 @@ def _stages(job: CertifyJob, x: np.ndarray, mcfg, tcfg, dcfg, ccfg, work: Path, 
 
     if stage(5, f"enumerate every reachable stitching (ρ = {job.rho})", work / "cert.h5"):
         geometry = Geometry.for_stored(stored_hw(job.data, job.split), x.shape[2:])   # compare at the stored size
+        extra = {"tau": float(job.tau), "kappa": float(job.kappa), "mode": "empirical", "trials": int(job.trials)}
+        if x_test is not None:
+            from .baseline import heldout_baseline
+
+            src = f"{job.test}" + (f", first {job.test_limit}" if job.test_limit else "")
+            extra["baseline"] = json.dumps(heldout_baseline(x, x_test, job.gammas, geometry, src))
         inputs = Inputs(LatentSet(E.latents, E.counts, E.source_index), model=model, train=x,
-                        extra_attrs={"tau": float(job.tau), "kappa": float(job.kappa), "mode": "empirical",
-                                     "trials": int(job.trials)}, train_latents=z, geometry=geometry)
+                        extra_attrs=extra, train_latents=z, geometry=geometry)
         ckpt = work / "cert.partial.h5"
         try:
             cert = certify(inputs, ccfg, progress=progress, log=log, checkpoint=ckpt)
@@ -247,7 +263,8 @@ def _stages(job: CertifyJob, x: np.ndarray, mcfg, tcfg, dcfg, ccfg, work: Path, 
         if stage(6, "audit every listed image against the training set", work / "audit.json"):
             geom = Geometry.from_json(cert.attrs.get("geometry"), x.shape[2:])      # the certificate's comparison
             audit_res = report_json(audit(geom.crop(x), geom.crop(cert.images).astype(np.float32) / 255.0,
-                                          gammas=job.gammas, max_memory=ccfg.max_memory, log=log))
+                                          gammas=job.gammas, max_memory=ccfg.max_memory, log=log,
+                                          test_NCHW=None if x_test is None else geom.crop(x_test)))
             with atomic_path(work / "audit.json") as tmp:
                 tmp.write_text(json.dumps(audit_res, indent=1, default=float))
         audit_res = json.loads((work / "audit.json").read_text())
