@@ -12,10 +12,17 @@ GLOSSARY: dict[str, str] = {
             "their stored size.",
     "γ": "The PSNR threshold in dB: an image within γ dB of a training image (PSNR ≥ γ) counts as a near-copy "
          "of it. 25 dB is a close likeness, 30 dB nearly indistinguishable.",
-    "near-copy": "A generated (or possible) image whose PSNR to some training image is at least γ.",
-    "UIR": "Unique-image rate UIR(γ) (FS-LAR Eq. 9): the fraction of images that are NOT near-copies of any "
+    "near-copy": "An image (generated, possible, or held-out real) whose PSNR to some training image is at least γ.",
+    "not decidable": "A threshold γ above what the decoder can reproduce (its median reconstruction PSNR): finding "
+                     "no near-copy there is expected whether or not the generator memorizes, so no verdict is given.",
+    "reconstruction near-copy": "An output within γ dB of the decoder's reconstruction of a training image (its own "
+                                "latent decoded): what the generator can actually output for that image, whatever "
+                                "the decoder's sharpness.",
+    "drawn set E": "The N·T latents drawn from the N training latents (T Rademacher trials each) that the FS-LAR "
+                   "generator stitches its outputs from; a certificate is exact for this E.",
+    "UIR": "Unique-image rate UIR(γ) (Eq. 9 of the FS-LAR paper): the fraction of images that are NOT near-copies of any "
            "training image; 1 means no copies, 0 means every image is a copy.",
-    "M-UIR": "Mutual unique-image rate M-UIR(γ) (FS-LAR Eq. 10): the fraction of images that are neither "
+    "M-UIR": "Mutual unique-image rate M-UIR(γ) (Eq. 10 of the FS-LAR paper): the fraction of images that are neither "
              "near-copies of a training image nor of another image in the same set (strict: of any other; "
              "greedy: of an earlier kept one); it also catches a generator repeating itself.",
     "memorization mass": "The probability that one image drawn from the generator is a near-copy of some "

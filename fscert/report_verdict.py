@@ -40,7 +40,7 @@ def glossary_terms(summary: dict[str, Any], training_view: bool, histogram: bool
             names += ["UIR", "M-UIR"]
         if scope == "searched" or training_view:
             names.append("exposure")
-    names += ["dead-end mass", "fidelity floor", "baseline"]
+    names += ["dead-end mass", "fidelity floor", "not decidable", "reconstruction near-copy", "drawn set E", "baseline"]
     if scope in ("complete", "searched"):
         names.append("exact")
     if scope == "searched":

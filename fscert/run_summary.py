@@ -101,7 +101,8 @@ def summary_glossary(s: dict) -> list[dict[str, str]]:
     from .glossary import terms
 
     names = ["reachable images", "γ", "PSNR", "near-copy", "UIR", "M-UIR", "memorization mass", "dead-end mass",
-             "fidelity floor", "baseline", "exact", "unknown"]
+             "fidelity floor", "not decidable", "reconstruction near-copy", "drawn set E", "baseline", "exact",
+             "unknown"]
     if s.get("verdict_scope") == "searched":
         names[7:7] = ["exposure", "certified interval"]
     if s.get("authpct") is not None:
