@@ -68,10 +68,13 @@ def fig(v: float) -> str:
 
 
 def interval(lo: float, hi: float) -> str:
-    """"[low, high]" with as many digits as it takes to tell the two ends apart."""
+    """"[low, high]" with as many digits as it takes to tell the two ends apart; ends that agree to
+    12 significant digits (they differ by floating-point rounding only) read as one figure."""
     d = 4
-    while d < 17 and f"{lo:.{d}g}" == f"{hi:.{d}g}":
+    while d <= 12 and f"{lo:.{d}g}" == f"{hi:.{d}g}":
         d += 1
+    if d > 12:
+        return f"{lo:.4g} (its certified interval agrees to 12 digits)"
     return f"[{lo:.{d}g}, {hi:.{d}g}]"
 
 
