@@ -272,7 +272,7 @@ def verify_sources(cert, latents, geometry: Geometry | None, recorded: Geometry 
     record of its source (``latents``: E, or None), and the recorded geometry against the one
     the training images call for (``geometry``; files without the attribute are not judged)."""
     from .certificate import latents_sha256
-    from .certify import _describe, _same_array
+    from .verify import _describe, _same_array
 
     diffs = []
     tz = cert.extra.get("train_latents")
