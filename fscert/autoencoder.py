@@ -160,9 +160,9 @@ def decode_batched(model: LocalAutoencoder, z: np.ndarray, batch: int = 256, pro
     check_latent_shape(model.config, z.shape)
     model.eval()
     out = np.empty((len(z), model.config.image_channels, model.config.image_size, model.config.image_size), np.uint8)
-    from tqdm import tqdm
+    from .progress import Progress
 
-    for i in tqdm(range(0, len(z), batch), desc="decode", unit="batch", disable=not progress, leave=False):
+    for i in Progress(range(0, len(z), batch), desc="decode", unit="batch", show=progress, leave=False):
         out[i:i + batch] = to_uint8(model.decode(torch.from_numpy(np.asarray(z[i:i + batch], np.float32))))
     return out
 

@@ -39,7 +39,7 @@ def float64_model(model):
 def decode_exact(model, z: np.ndarray, batch: int = 256, progress: bool = False) -> np.ndarray:
     """The certificate's canonical images: int8 ±1 latents (K, M, h, w) → uint8 (K, C, H, W),
     decoded in float64, clamped to [0, 1], ×255, rounded half to even."""
-    from tqdm import tqdm
+    from .progress import Progress
 
     from .autoencoder import check_latent_shape
 
@@ -47,7 +47,7 @@ def decode_exact(model, z: np.ndarray, batch: int = 256, progress: bool = False)
     m64 = float64_model(model)
     c = model.config
     out = np.empty((len(z), c.image_channels, c.image_size, c.image_size), np.uint8)
-    for i in tqdm(range(0, len(z), batch), desc="decode", unit="batch", disable=not progress, leave=False):
+    for i in Progress(range(0, len(z), batch), desc="decode", unit="batch", show=progress, leave=False):
         y = m64.decoder(torch.from_numpy(np.asarray(z[i:i + batch], np.float64))).clamp(0, 1) * 255
         out[i:i + batch] = y.round().to(torch.uint8).numpy()
     return out
@@ -56,7 +56,7 @@ def decode_exact(model, z: np.ndarray, batch: int = 256, progress: bool = False)
 def decode_canonical(model, z: np.ndarray, batch: int = 256, progress: bool = False) -> np.ndarray:
     """The same images as :func:`decode_exact`, faster where latents share windows: each distinct
     (position, R×R window) is decoded once in float64 and the blocks are stitched."""
-    from tqdm import tqdm
+    from .progress import Progress
 
     from .autoencoder import check_latent_shape
 
@@ -69,7 +69,7 @@ def decode_canonical(model, z: np.ndarray, batch: int = 256, progress: bool = Fa
     c = model.config
     out = np.empty((len(z), c.image_channels, c.image_size, c.image_size), np.uint8)
     step = max(batch, 4096)
-    for lo in tqdm(range(0, len(z), step), desc="decode", unit="chunk", disable=not progress, leave=False):
+    for lo in Progress(range(0, len(z), step), desc="decode", unit="chunk", show=progress, leave=False):
         out[lo:lo + step] = dec.images(z[lo:lo + step])
     return out
 

@@ -330,13 +330,13 @@ def certify(inputs: Inputs, cfg: CertifyConfig, progress: bool = False,
 def _decode_into(cert: Certificate, model: Any, start: int, batch: int, ckpt: "_Checkpoint | None",
                  progress: bool) -> None:
     """Decode the listed latents from row ``start`` on, saving each chunk to the checkpoint."""
-    from tqdm import tqdm
+    from .progress import Progress
 
     from .blocks import decode_canonical
 
     k = len(cert.latents)
     chunk = 4 * batch                                 # rows decoded between checkpoint saves
-    for lo in tqdm(range(start, k, chunk), desc="decode", unit="chunk", disable=not progress, leave=False):
+    for lo in Progress(range(start, k, chunk), desc="decode", unit="chunk", show=progress, leave=False):
         hi = min(k, lo + chunk)
         cert.images[lo:hi] = decode_canonical(model, cert.latents[lo:hi], batch=batch)
         if ckpt is not None:

@@ -700,13 +700,12 @@ def forward(tables: Tables, store: bool = False, progress: bool = False, max_mem
     bounds every step: counting splits a layer that does not fit into prefix chunks
     (:func:`count_prefixes`), listing (``store``) refuses with a one-line :class:`FscertError`.
     """
-    from tqdm import tqdm
-
+    from .progress import Progress
     from .resources import memory_limit
 
     limit = memory_limit(max_memory)
-    with tqdm(total=tables.n_cells, desc="enumerate" if store else "count", unit="cell",
-              disable=not progress, leave=False) as bar:
+    with Progress(total=tables.n_cells, desc="enumerate" if store else "count", unit="cell",
+                  show=progress, leave=False) as bar:
         if store:
             return _forward_listing(tables, limit, bar)
         return count_prefixes(tables, 0, *_root(tables), max_memory=limit, bar=bar)

@@ -323,13 +323,13 @@ def near_copy_search(latents: np.ndarray, counts: np.ndarray | None, rho: int, m
 
     ``train``: canvas images compared on the whole canvas, or :class:`fscert.geometry.Targets`
     (canvas images and the region compared: every PSNR, budget and distance is over the region)."""
-    from tqdm import tqdm
+    from .progress import Progress
 
     from .metrics import nearest_train
 
     s = NearCopySearch(latents, counts, rho, model, train, cfg, tables)
     idx = list(range(len(train))) if train_indices is None else list(train_indices)
-    per = [s.run_one(t) for t in tqdm(idx, desc="near-copies", unit="image", disable=not progress, leave=False)]
+    per = [s.run_one(t) for t in Progress(idx, desc="near-copies", unit="training image", show=progress, leave=False)]
     lat, raw, pair_row, pair_train, pair_psnr = _dedupe(per, s.tables.shape)
     c = model.config
     images = s.images(lat) if len(lat) else np.zeros((0, c.image_channels, c.image_size, c.image_size), np.uint8)

@@ -187,9 +187,9 @@ class Progress:
         elif self.mode == "lines" and time.perf_counter() - self._last >= self.interval:
             self._line()
 
-    def set_postfix(self, **kw) -> None:
+    def set_postfix(self, refresh: bool = True, **kw) -> None:
         if self._bar is not None:
-            self._bar.set_postfix(**kw)
+            self._bar.set_postfix(refresh=refresh, **kw)
         self._postfix = ", ".join(f"{k} {v}" for k, v in kw.items())
 
     def set_description(self, desc: str) -> None:
