@@ -65,7 +65,7 @@ def build_audit_report(result: dict, out_dir: str | Path, train_images: np.ndarr
     space they are still the images, while every figure comes from the features. An existing
     ``out_dir`` is refused unless ``force``."""
     if not (TEMPLATE_DIR / TEMPLATE).is_file():
-        raise FscertError(f"report templates not found in {TEMPLATE_DIR} (is fscert installed from its source tree?)")
+        raise FscertError(f"report templates not found in {TEMPLATE_DIR} (the fscert installation is incomplete)")
     out = Path(out_dir)
     if out.exists() and not force:
         raise FscertError(f"output folder {out} already exists (use --force to overwrite)")

@@ -38,7 +38,7 @@ from . import readers
 from .errors import FscertError
 from .readers import IMAGE_SUFFIXES, KINDS, SPLITS, NotAnImage  # noqa: F401  (re-exported)
 
-DATA_DIR = Path(os.environ.get("FSCERT_DATA", Path(__file__).resolve().parents[1] / "data"))
+from .shipped import DATA_DIR  # noqa: E402  (data/, $FSCERT_DATA, or the installed fscert_data)
 BUNDLED = {"mnist": "mnist.npz", "pneumoniamnist": "pneumoniamnist.npz"}
 NATURAL_ORDER = "natural sort of file paths (im2 before im10)"
 SKIP_PHRASES = {"not an image": "files that are not images", "hidden": "hidden files or folders",

@@ -72,7 +72,7 @@ from .verdict_statement import statement
 __all__ = ["build_report", "summarize", "check_train", "count_in_words", "exposure_ranking", "image_tiles",
            "latent_tiles", "TEMPLATE_DIR"]
 
-TEMPLATE_DIR = Path(fscert.__file__).resolve().parents[1] / "reports"
+from .shipped import TEMPLATE_DIR  # noqa: E402  (reports/, or the installed fscert_reports)
 STATIC_FILES = ("report.css", "report.js")
 HASH_KEYS = ("content_sha256", "latents_sha256", "model_sha256", "train_sha256")
 CONFIG_KEYS = ("mode", "rho", "tau", "kappa", "anchoring")
@@ -101,7 +101,7 @@ def build_report(cert: Certificate | str | os.PathLike, out_dir: str | os.PathLi
         source = source if source is not None else str(cert)
         cert = read_certificate(cert)
     if not (TEMPLATE_DIR / "index.html.j2").is_file():
-        raise FscertError(f"report templates not found in {TEMPLATE_DIR} (is fscert installed from its source tree?)")
+        raise FscertError(f"report templates not found in {TEMPLATE_DIR} (the fscert installation is incomplete)")
     out = Path(out_dir)
     if out.exists() and not force:  # before any work; atomic_dir checks again
         raise FscertError(f"output folder {out} already exists (use --force to overwrite)")
