@@ -1,19 +1,10 @@
-"""SHA-256 fingerprints of files, arrays and model weights, recorded in every output."""
+"""SHA-256 fingerprints of arrays and model weights, recorded in every output."""
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
 from typing import Mapping
 
 import numpy as np
-
-
-def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def sha256_array(a: np.ndarray) -> str:

@@ -73,11 +73,6 @@ def perturb(z: torch.Tensor, tau: float, kappa: float = 2.0, kind: str = "triang
     return z + tau * eps
 
 
-def flip_prob_for(tau: float, kappa: float, kind: str = "triangular") -> float:
-    """Flip probability of :func:`perturb` followed by sign(·) for either noise kind."""
-    return flip_probability(tau, kappa) if kind == "triangular" else flip_probability_gaussian(tau)
-
-
 def rademacher_flip(z, q: float, generator: torch.Generator | None = None):
     """One Rademacher sample per latent: each ±1 bit flipped independently with probability q (Eq. 5)."""
     zt = torch.as_tensor(z)

@@ -30,11 +30,6 @@ def pre_offsets(rho: int) -> list[tuple[int, int]]:
     return above + left
 
 
-def window_offsets(rho: int) -> list[tuple[int, int]]:
-    """(dy, dx) offsets of the whole (2ρ+1)×(2ρ+1) window, in raster order."""
-    return [(dy, dx) for dy in range(-rho, rho + 1) for dx in range(-rho, rho + 1)]
-
-
 def raster_cells(h: int, w: int) -> np.ndarray:
     """(L, 2) array of (y, x) for the L = h·w cells, in raster order."""
     yy, xx = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
@@ -110,9 +105,3 @@ def pack_bits(ctx_ND: np.ndarray) -> np.ndarray:
     bits[..., :d] = c > 0
     packed = np.packbits(bits.reshape(c.shape[:-1] + (nw, 64)), axis=-1, bitorder="little")   # (..., nw, 8)
     return np.ascontiguousarray(packed).view(np.uint64).reshape(c.shape[:-1] + (nw,))
-
-
-def hamming_packed(a_AW: np.ndarray, b_BW: np.ndarray) -> np.ndarray:
-    """Hamming distances between packed rows: int64 (A, B)."""
-    x = np.bitwise_xor(a_AW[:, None, :], b_BW[None, :, :])
-    return np.bitwise_count(x).sum(-1).astype(np.int64)

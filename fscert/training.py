@@ -345,7 +345,3 @@ def plot_history(history: list[dict], path: str | Path, title: str = "training")
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=90)
     plt.close(fig)
-
-
-def config_dict(model_cfg: AEConfig, cfg: TrainConfig) -> dict:
-    return {"model": asdict(model_cfg), "train": asdict(cfg)}
