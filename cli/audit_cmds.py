@@ -13,7 +13,7 @@ from fscert.resources import gib_to_bytes
 from .common import (Console, OutputPath, force_option, gamma_option, json_option, json_to_stdout, limit_option,
                      max_memory_option, quiet_option, write_json)
 
-SPLITS = ("train", "val", "test")
+from fscert.data import SPLITS  # noqa: E402  (one definition, fscert.readers)
 ORDER_HELP = ("a file holding many images, in its stored order, or a folder of image files, in natural sort order "
               "of their paths (im2 before im10); the order read is stated in every output")
 

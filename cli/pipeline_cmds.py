@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import click
 
+from fscert.data import SPLITS
 from fscert.pipeline import CertifyJob
 
 from .common import (Console, batch_size_option, force_option, gamma_option, json_option, kappa_check, limit_option,
@@ -47,7 +48,7 @@ J = CertifyJob()
 @click.option("--test", "test", metavar="DATA", default=None,
               help="Held-out real images the generator never saw: the baseline every near-copy figure is read "
                    "against (how many of them are within γ dB of a training image), and the C_T test set.")
-@click.option("--test-split", type=click.Choice(["train", "val", "test"]), default=J.test_split, show_default=True,
+@click.option("--test-split", type=click.Choice(SPLITS), default=J.test_split, show_default=True,
               help="Split of --test to read from MedMNIST-style .npz files.")
 @click.option("--test-limit", type=click.IntRange(min=1), default=None, metavar="N",
               help="Use only the first N held-out images.")
