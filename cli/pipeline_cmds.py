@@ -45,6 +45,9 @@ J = CertifyJob()
               help="List at most this many images; above it the certificate holds the exact count only.")
 @click.option("--near-copies-only", is_flag=True,
               help="Search every training image's near-copies without listing every image, whatever the count.")
+@click.option("--recon-search/--no-recon-search", default=J.recon_search, show_default=True,
+              help="Above --max-images: also search the near-copies of the decoder's reconstructions (about doubles "
+                   "the search time); off: those figures are recorded as unknown.")
 @click.option("--test", "test", metavar="DATA", default=None,
               help="Held-out real images the generator never saw: the baseline every near-copy figure is read "
                    "against (how many of them are within γ dB of a training image), and the C_T test set.")

@@ -221,7 +221,7 @@ def _recon_search(cert, inputs, cfg, targets: Targets, z: np.ndarray, gammas: tu
     keys = gamma_keys(gammas)
     if not getattr(cfg, "recon_search", True):
         _recon_maps(cert, keys, None, None, {"scope": "unknown", "words": "not computed: the search over the "
-                                             "reconstructions was turned off (fscert enumerate --no-recon-search)"})
+                                             "reconstructions was turned off (--no-recon-search)"})
         return
     _, first = np.unique(z.reshape(len(z), -1), axis=0, return_index=True)
     first = np.sort(first)                                   # one search per distinct training latent

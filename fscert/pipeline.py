@@ -51,6 +51,7 @@ class CertifyJob:
     draw_finetune_epochs: int = 150
     max_images: int = int(DEFAULTS["max_images"])
     near_copies_only: bool = False
+    recon_search: bool = True          # searched certificates: also search near-copies of the reconstructions
     # held-out real images (issue 12 item 5): the baseline every near-copy figure is read against
     test: str | None = None
     test_split: str = "test"
@@ -151,7 +152,7 @@ def run_certify(job: CertifyJob, out: str | Path, force: bool = False, progress:
     max_memory = None if job.max_memory_gib is None else int(job.max_memory_gib * 2**30)
     ccfg = CertifyConfig(rho=job.rho, max_images=job.max_images, gammas=tuple(job.gammas), train=str(job.data),
                          train_limit=job.n_train, train_split=job.split, max_memory=max_memory,
-                         near_copies_only=job.near_copies_only)
+                         near_copies_only=job.near_copies_only, recon_search=job.recon_search)
     ccfg.validate()
 
     work = partial_dir(out)

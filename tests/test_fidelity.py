@@ -210,3 +210,17 @@ def test_reading_refuses_mismatched_recon_flags(listed, tmp_path):
         f["recon_flags"] = flags[:-1]
     with pytest.raises(FscertError, match="recon_flags"):
         read_certificate(tmp_path / "c.h5")
+
+
+def test_certify_no_recon_search_records_unknown(tmp_path):
+    """`fscert certify --no-recon-search` reaches the search: the reconstructions' figures are
+    recorded as unknown with the reason, never 0."""
+    from fscert.certificate import attr_json, read_certificate
+    from fscert.pipeline import CertifyJob, run_certify
+
+    job = CertifyJob(n_train=8, epochs=3, finetune_epochs=1, draw_finetune_epochs=1, hidden=16, trials=2, rho=4,
+                     near_copies_only=True, recon_search=False)
+    run_certify(job, tmp_path / "run", progress=False, log=lambda m: None)
+    cert = read_certificate(tmp_path / "run" / "cert.h5")
+    assert "turned off" in attr_json(cert, "recon_verdict")["words"]
+    assert all(v is None for v in (attr_json(cert, "recon_memorization_mass") or {"x": None}).values())
