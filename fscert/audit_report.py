@@ -14,7 +14,7 @@ CSS, JavaScript and images are local files; a Content-Security-Policy forbids an
                     or not; by training image); configuration and hashes last, collapsed
 ``psnr.png``        histogram of the nearest-training PSNR, generated vs held-out (matplotlib)
 ``report.css``      shared styles (copied from ``reports/``), ``audit.css`` this page's own
-``audit.js``        sorting, filtering and pagination of the grid; fills the image tiles
+``audit.js``        (``reports/tiles.js`` in front, the tile shared with the certificate report) sorting, filtering and pagination of the grid; fills the image tiles
 ``data.js``         the grid's columns as one JSON object, ``window.FSCERT_AUDIT``
 ``summary.json``    the audit's JSON (:func:`fscert.audit.report_json` with per-image rows)
 ``images.csv``      one row per generated image (name, nearest training image and its name, …)
@@ -32,7 +32,6 @@ escaped JSON. The folder is built in a temporary folder and renamed into place
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any, Callable
 
@@ -42,7 +41,7 @@ from .audit import gamma_key, report_json
 from .audit_tables import copied_training_images, write_csv, write_groups_csv
 from .audit_verdict import HELD_OUT, db, of
 from .errors import FscertError, atomic_dir
-from .report import TEMPLATE_DIR
+from .shipped import TEMPLATE_DIR, copy_static
 from .report_charts import write_psnr_histogram
 from .report_format import safe_json, to_uint8
 from .report_sprites import image_tiles, write_sprites
@@ -91,8 +90,7 @@ def build_audit_report(result: dict, out_dir: str | Path, train_images: np.ndarr
         if base is not None:
             write_csv(tmp / "heldout.csv", result, "held_out")
         write_groups_csv(tmp / "groups.csv", result)
-        for name in STATIC:
-            shutil.copyfile(TEMPLATE_DIR / name, tmp / name)
+        copy_static(STATIC, tmp)
         (tmp / "index.html").write_text(_render(page), encoding="utf-8")
     if log is not None:
         log(f"report: wrote {out / 'index.html'}")

@@ -10,8 +10,9 @@ report), by the CLI summary (:func:`summary_lines`) and by the HTML report.
 """
 from __future__ import annotations
 
-import math
 
+from . import figure_words
+from .figure_words import gname
 from .glossary import terms
 
 #: C_T beyond ±this is read as data copying (below) or under-fitting (above), as in Meehan et al.
@@ -41,16 +42,8 @@ def of(k: int, n: int) -> str:
 
 
 def db(v: float | None) -> str:
-    """A PSNR for people: "31.2 dB", "∞ (identical)", or "unknown" for None."""
-    if v is None:
-        return "unknown"
-    if math.isinf(v):
-        return "∞ (identical)"
-    return f"{v:.1f} dB"
-
-
-def _gname(g: float) -> str:
-    return f"{g:g}"
+    """A PSNR for people: "31.2 dB", "∞ dB (identical)", or "unknown" for None."""
+    return "unknown" if v is None else figure_words.db(v)
 
 
 def verdict(result: dict) -> dict:
@@ -67,8 +60,8 @@ def verdict(result: dict) -> dict:
         c = result["counts"][k]
         row = {"gamma": g, "generated": {"near_copies": c["near_copies"], "n": c["n"],
                                          "rate": c["near_copies"] / c["n"]}}
-        text = (f"γ = {_gname(g)} dB: generated images: {of(c['near_copies'], c['n'])} are near-copies of a "
-                f"training image (PSNR ≥ {_gname(g)} dB); ")
+        text = (f"γ = {gname(g)} dB: generated images: {of(c['near_copies'], c['n'])} are near-copies of a "
+                f"training image (PSNR ≥ {gname(g)} dB); ")
         if known:
             b = base["counts"][k]
             row["held_out"] = {"near_copies": b["near_copies"], "n": b["n"], "rate": b["near_copies"] / b["n"]}

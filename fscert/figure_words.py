@@ -24,26 +24,26 @@ def gamma_lookup(m: Any, g: float) -> Any:
     return None
 
 
-def finite(v: Any) -> float | None:
-    """``v`` as a finite float, else None (absent, null, NaN, text)."""
+def _number(v: Any) -> float | None:
+    """``v`` as a float, None where absent, a bool or not a number."""
     if isinstance(v, bool):
         return None
     try:
-        f = float(v)
+        return float(v)
     except (TypeError, ValueError):
         return None
-    return f if math.isfinite(f) else None
+
+
+def finite(v: Any) -> float | None:
+    """``v`` as a finite float, else None (absent, null, NaN, text)."""
+    f = _number(v)
+    return f if f is not None and math.isfinite(f) else None
 
 
 def psnr_value(v: Any) -> float | None:
     """A PSNR as float: +inf allowed (identical images), None where absent, NaN or not a number."""
-    if isinstance(v, bool):
-        return None
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return None
-    return None if math.isnan(f) else f
+    f = _number(v)
+    return None if f is None or math.isnan(f) else f
 
 
 def db(v: float) -> str:

@@ -228,6 +228,18 @@ class Progress:
         self._last = time.perf_counter()
 
 
+def heartbeat_line(label: str, t0: float, every: float, now: float) -> str | None:
+    """The heartbeat's line at time ``now`` (perf_counter seconds), or None while the last progress
+    line is less than ``every`` seconds old. It names the latest :func:`set_activity` (timed from
+    when it was set) or else ``label`` (timed from ``t0``)."""
+    with _lock:
+        quiet_for = now - _last_output
+        what, since = _activity
+    if quiet_for < every:
+        return None
+    return f"  {what or label}: still working, {format_seconds(now - (since if what else t0))} elapsed"
+
+
 @contextmanager
 def heartbeat(label: str, show=True, interval: float | None = None,
               write: Callable[[str], None] | None = None) -> Iterator[None]:
@@ -248,15 +260,10 @@ def heartbeat(label: str, show=True, interval: float | None = None,
 
     def run() -> None:
         while not stop.wait(min(1.0, max(0.05, every / 4))):
-            now = time.perf_counter()
-            with _lock:
-                quiet_for = now - _last_output
-                what, since = _activity
-            if quiet_for >= every:
-                name = what or label
-                start = since if what else t0
+            line = heartbeat_line(label, t0, every, time.perf_counter())
+            if line is not None:
                 try:
-                    emit(f"  {name}: still working, {format_seconds(now - start)} elapsed", write)
+                    emit(line, write)
                 except Exception:  # noqa: BLE001 - a closed stream must not kill the work
                     return
 

@@ -15,7 +15,8 @@ needs nothing outside it (no pointer to design notes or papers that are not ship
                     many outputs, with what probability; a PSNR histogram; the image grid
                     (paginated, sortable, filterable); configuration and hashes, collapsed
 ``report.css``      styles (copied from ``reports/``)
-``report.js``       client-side sorting, filtering and pagination (only the current page's
+``report.js``       client-side sorting, filtering and pagination (``reports/tiles.js``, the image
+                    tile shared with the audit report, written in front of it) (only the current page's
                     tiles are put in the page, so 100,000 images stay fast)
 ``data.js``         one compact JSON object (columns: prob, psnr, nearest, flags, badges, …)
                     assigned to ``window.FSCERT_REPORT``; a script tag, because Chromium blocks
@@ -42,7 +43,6 @@ The folder is built in a temporary folder and renamed into place
 from __future__ import annotations
 
 import os
-import shutil
 import warnings
 from pathlib import Path
 from typing import Any
@@ -72,7 +72,7 @@ from .verdict_statement import statement
 __all__ = ["build_report", "summarize", "check_train", "count_in_words", "exposure_ranking", "image_tiles",
            "latent_tiles", "TEMPLATE_DIR"]
 
-from .shipped import TEMPLATE_DIR  # noqa: E402  (reports/, or the installed fscert_reports)
+from .shipped import TEMPLATE_DIR, copy_static  # noqa: E402  (reports/, or the installed fscert_reports)
 STATIC_FILES = ("report.css", "report.js")
 HASH_KEYS = ("content_sha256", "latents_sha256", "model_sha256", "train_sha256")
 CONFIG_KEYS = ("mode", "rho", "tau", "kappa", "anchoring")
@@ -147,8 +147,7 @@ def build_report(cert: Certificate | str | os.PathLike, out_dir: str | os.PathLi
         write_json(tmp / "summary.json", summary)
         write_csv(tmp / "images.csv", shown, searched=cert if searched else None)
         (tmp / "data.js").write_text(data_js(shown, gen, train, extra=page["js"]), encoding="utf-8")
-        for name in STATIC_FILES:
-            shutil.copyfile(TEMPLATE_DIR / name, tmp / name)
+        copy_static(STATIC_FILES, tmp)
         (tmp / "index.html").write_text(render_index(summary, page), encoding="utf-8")
     say(progress, f"report: wrote {out / 'index.html'}")
     return out / "index.html"

@@ -19,7 +19,7 @@ import numpy as np
 
 from .certificate import Certificate
 from .report_format import column, gname, jsonable, num, safe_json
-from .report_search import exposure_arrays, exposure_ranking, pairs_by_row, train_namer
+from .report_search import csv_float, exposure_arrays, exposure_ranks, pairs_by_row, train_namer
 
 
 def data_js(cert: Certificate, gen: dict[str, Any] | None, train: dict[str, Any] | None,
@@ -108,18 +108,13 @@ def write_exposure_csv(path: Path, cert: Certificate) -> None:
     gammas = cert.gammas
     s = len(exp["lo"])
     name = train_namer(cert)
-    ranks = []
-    for j in range(len(gammas)):
-        r = np.empty(s, np.int64)
-        r[exposure_ranking(exp["lo"], exp["hi"], j)] = np.arange(1, s + 1)
-        ranks.append(r)
+    ranks = exposure_ranks(exp["lo"], exp["hi"])
     header = ["training_index", "training_image"]
     header += [f"{what}_{gname(g)}" for g in gammas for what in ("rank", "exposure_low", "exposure_high",
                                                                    "near_copies_low", "near_copies_high")]
     header += ["best_psnr", "best_psnr_exact", "best_probability"]
 
-    def cell(v: float) -> str:
-        return "" if math.isnan(v) else repr(float(v))
+    cell = csv_float
 
     def count(v: float) -> str:
         return str(int(v)) if math.isfinite(v) and v.is_integer() and abs(v) < 2.0 ** 53 else cell(v)

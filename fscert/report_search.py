@@ -67,6 +67,22 @@ def exposure_ranking(low: np.ndarray, high: np.ndarray, j: int) -> np.ndarray:
     return np.lexsort((np.arange(len(lo)), -lo, -hi))
 
 
+def exposure_ranks(low: np.ndarray, high: np.ndarray) -> list[np.ndarray]:
+    """Per γ column, each training image's rank (1 = most exposed) in :func:`exposure_ranking`."""
+    n = len(low)
+    ranks = []
+    for j in range(np.asarray(low).shape[1]):
+        r = np.empty(n, np.int64)
+        r[exposure_ranking(low, high, j)] = np.arange(1, n + 1)
+        ranks.append(r)
+    return ranks
+
+
+def csv_float(v: float) -> str:
+    """A CSV cell: Python's repr of the float, empty for NaN (unknown)."""
+    return "" if math.isnan(v) else repr(float(v))
+
+
 def training_rows(cert: Certificate) -> int | None:
     """The number of per-training-image rows of a searched certificate (None: no such rows)."""
     for name in ("exposure_low", "best_psnr"):

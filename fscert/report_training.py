@@ -24,7 +24,7 @@ import numpy as np
 
 from .certificate import Certificate
 from .report_format import fig, gname, num, psnr_text
-from .report_search import EXPOSURE_PAGE, exposure_ranking, train_namer
+from .report_search import EXPOSURE_PAGE, csv_float, exposure_ranking, exposure_ranks, train_namer
 from .verdict import SCOPE_COMPLETE, verdict_scope
 from .decidability import (BADGE_COPY, BADGE_NO_COPY_FOUND, BADGE_NOT_DECIDABLE, BADGE_NOVEL, badge_codes,
                            decidable_at, fidelity_record, recon_psnr)
@@ -173,18 +173,12 @@ def write_training_csv(path: Path, cert: Certificate, view: dict[str, Any]) -> N
     gammas = cert.gammas[:t["count"].shape[1]]
     s = len(t["count"])
     name = train_namer(cert)
-    ranks = []
-    for j in range(len(gammas)):
-        r = np.empty(s, np.int64)
-        r[exposure_ranking(t["mass"], t["mass"], j)] = np.arange(1, s + 1)
-        ranks.append(r)
+    ranks = exposure_ranks(t["mass"][:, :len(gammas)], t["mass"][:, :len(gammas)])
     header = ["training_index", "training_image"]
     header += [f"{w}_{gname(g)}" for g in gammas for w in ("rank", "near_copies", "mass")]
     header += ["closest_output", "closest_psnr", "closest_probability", "reconstruction_psnr"]
 
-    def cell(v: float) -> str:
-        return "" if math.isnan(v) else repr(float(v))
-
+    cell = csv_float
     with path.open("w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
         w.writerow(header)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import os
 from pathlib import Path
+from typing import Iterable
 
 
 def shipped_dir(package: str, folder: str) -> Path:
@@ -27,3 +28,17 @@ def shipped_dir(package: str, folder: str) -> Path:
 
 TEMPLATE_DIR = shipped_dir("fscert_reports", "reports")
 DATA_DIR = Path(os.environ.get("FSCERT_DATA", shipped_dir("fscert_data", "data")))
+
+
+#: script shared by both HTML reports; written in front of each page's own script, so a page
+#: loads one file (its Content-Security-Policy allows only 'self' scripts either way)
+SHARED_SCRIPT = "tiles.js"
+
+
+def copy_static(names: Iterable[str], folder: Path) -> None:
+    """Copy the report's static files ``names`` from :data:`TEMPLATE_DIR` into ``folder``; each
+    ``.js`` file gets :data:`SHARED_SCRIPT` (the image tile both reports use) in front of it."""
+    shared = (TEMPLATE_DIR / SHARED_SCRIPT).read_bytes()
+    for name in names:
+        text = (TEMPLATE_DIR / name).read_bytes()
+        (Path(folder) / name).write_bytes(shared + b"\n" + text if name.endswith(".js") else text)

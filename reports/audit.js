@@ -16,24 +16,8 @@
   var $ = function (id) { return document.getElementById(id); };
   var sprites = D.sprites || {};
 
-  /** A div showing tile `slot` of a sprite set, upscaled by its integer scale. */
-  function tile(info, slot, label) {
-    var t = document.createElement("div");
-    var sheet = Math.floor(slot / info.perSheet);
-    var k = slot - sheet * info.perSheet;
-    var col = k % info.cols, row = Math.floor(k / info.cols);
-    var w = info.tileW * info.scale, h = info.tileH * info.scale;
-    t.className = "tile";
-    t.style.width = w + "px";
-    t.style.height = h + "px";
-    t.style.backgroundImage = "url(\"" + info.sheets[sheet] + "\")";
-    t.style.backgroundSize = (info.cols * w) + "px " + (info.rows[sheet] * h) + "px";
-    t.style.backgroundPosition = (-col * w) + "px " + (-row * h) + "px";
-    t.title = label;
-    t.setAttribute("role", "img");
-    t.setAttribute("aria-label", label);
-    return t;
-  }
+  var tile = window.FSCERT_TILES.tile;          // tiles.js
+  var div = window.FSCERT_TILES.textDiv;
 
   function fillSlots(root) {
     Array.prototype.forEach.call(root.querySelectorAll(".tile-slot[data-set]"), function (s) {
@@ -45,13 +29,6 @@
       }
       s.replaceWith(tile(info, Number(s.getAttribute("data-slot")), s.getAttribute("data-label") || ""));
     });
-  }
-
-  function div(cls, text) {
-    var d = document.createElement("div");
-    d.className = cls;
-    d.textContent = text;
-    return d;
   }
 
   // ---------------------------------------------------------------- grid state

@@ -28,33 +28,8 @@
 
   // ---------------------------------------------------------------- tiles
 
-  /** A div showing tile `slot` of a sprite set, upscaled by its integer scale. */
-  function tile(info, slot, label) {
-    var t = document.createElement("div");
-    var sheet = Math.floor(slot / info.perSheet);
-    var k = slot - sheet * info.perSheet;
-    var col = k % info.cols;
-    var row = Math.floor(k / info.cols);
-    var w = info.tileW * info.scale;
-    var h = info.tileH * info.scale;
-    t.className = "tile";
-    t.style.width = w + "px";
-    t.style.height = h + "px";
-    t.style.backgroundImage = "url(\"" + info.sheets[sheet] + "\")";
-    t.style.backgroundSize = (info.cols * w) + "px " + (info.rows[sheet] * h) + "px";
-    t.style.backgroundPosition = (-col * w) + "px " + (-row * h) + "px";
-    t.title = label;
-    t.setAttribute("role", "img");
-    t.setAttribute("aria-label", label);
-    return t;
-  }
-
-  function line(cls, text) {
-    var d = document.createElement("div");
-    d.className = cls;
-    d.textContent = text;
-    return d;
-  }
+  var tile = window.FSCERT_TILES.tile;          // tiles.js
+  var line = window.FSCERT_TILES.textDiv;
 
   function slotPlaceholder(text) {
     var t = document.createElement("span");

@@ -7,7 +7,7 @@ from __future__ import annotations
 import io
 import json
 import sys
-import time
+import threading
 
 import click
 import pytest
@@ -210,21 +210,27 @@ def test_lines_is_falsy_for_tqdm_only_code():
     assert P.mode(True) == ("bar" if P.is_terminal() else "lines")
 
 
-def test_heartbeat_speaks_after_silence_and_names_the_stage():
+def test_heartbeat_speaks_after_silence_and_names_the_stage(monkeypatch):
+    """The heartbeat's decision on a fake clock (no sleeping, no wall-clock dependence)."""
+    monkeypatch.setattr(P, "_last_output", 100.0)
+    monkeypatch.setattr(P, "_activity", [None, 0.0])
+    assert P.heartbeat_line("certify", 90.0, 30.0, 120.0) is None          # 20 s of silence: quiet
+    assert P.heartbeat_line("certify", 90.0, 30.0, 130.0) == "  certify: still working, 40 s elapsed"
+    monkeypatch.setattr(P, "_activity", ["[5/7] enumerate", 110.0])
+    assert P.heartbeat_line("certify", 90.0, 30.0, 130.0) == "  [5/7] enumerate: still working, 20 s elapsed"
+
+
+def test_heartbeat_thread_lives_only_inside_the_block():
+    def running() -> bool:
+        return any(t.name == "fscert-heartbeat" and t.is_alive() for t in threading.enumerate())
+
     lines = []
-    with P.heartbeat("certify", show=P.LINES, interval=0.1, write=lines.append):
-        time.sleep(0.4)
-        P.set_activity("[5/7] enumerate")
-        time.sleep(0.4)
-    n = len(lines)
-    time.sleep(0.3)
-    assert len(lines) == n                                       # stopped with the block
-    assert any(ln.startswith("  certify: still working, ") for ln in lines), lines
-    assert any(ln.startswith("  [5/7] enumerate: still working, ") for ln in lines), lines
-    quiet = []
-    with P.heartbeat("x", show=False, interval=0.05, write=quiet.append):
-        time.sleep(0.2)
-    assert quiet == []
+    with P.heartbeat("certify", show=P.LINES, interval=3600, write=lines.append):
+        assert running()
+    assert not running() and lines == []                         # stopped (joined) with the block
+    with P.heartbeat("x", show=False, interval=3600, write=lines.append):
+        assert not running()                                     # --quiet: no thread at all
+    assert lines == []
 
 
 def test_format_seconds():
