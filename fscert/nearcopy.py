@@ -51,6 +51,7 @@ from .geometry import Targets, targets_of
 from .metrics.nearest import psnr_from_sqdist, sqdist_from_psnr
 from .search import (SLACK, Graph, Layout, SearchTooLarge, count_binned, list_paths, make_layout, search,
                      tokens_to_latents)
+from .survival import Survival, SurvivalTooLarge
 
 #: budget multipliers tried when no output is within the smallest γ (−6, −12, −18 dB)
 LADDER = (4.0, 16.0, 64.0)
@@ -200,6 +201,8 @@ class NearCopySearch:
         dropped = graph.dropped_mass
         note = (f"the search kept the {self.cfg.max_states:,} most probable states per cell; the paths through "
                 f"the others (raw mass ≤ {dropped:.3g}) are bounded, not listed" if dropped > 0 else "")
+        if dropped > 0 and self.survival.exact is False:
+            note += f" (weighed by their forward mass, a looser bound: {self.survival.reason})"
         common = dict(best_psnr=best_psnr, best_exact=kind == "exact", best_latent=best_lat, best_raw_prob=best_p,
                       max_states=graph.max_states, best_kind=kind, dropped_mass=dropped)
         paths = list_paths(graph, max_out=self.cfg.max_listed)
@@ -258,11 +261,12 @@ class NearCopySearch:
 
 
 class _LazySurvival:
-    """:class:`fscert.search.Survival`, built the first time a search drops states; where the full
-    graph is too large for it, survival is bounded by 1 (the dropped forward mass: a looser bound)."""
+    """:class:`fscert.survival.Survival`, built the first time a search drops states; where even its
+    bounded-memory table does not fit, survival is bounded by 1 (the dropped forward mass: a looser
+    bound) and ``reason`` says why."""
 
-    def __init__(self, tables: Tables):
-        self.tables, self._s, self.exact = tables, None, None
+    def __init__(self, tables: Tables, progress: bool = False):
+        self.tables, self._s, self.exact, self.reason, self.progress = tables, None, None, "", progress
 
     @property
     def ready(self) -> bool:
@@ -271,12 +275,10 @@ class _LazySurvival:
 
     def of(self, i: int, states: np.ndarray, layout: Layout) -> np.ndarray:
         if self.exact is None:
-            from .search import Survival
-
             try:
-                self._s, self.exact = Survival(self.tables), True
-            except SearchTooLarge:
-                self.exact = False
+                self._s, self.exact = Survival(self.tables, progress=self.progress), True
+            except SurvivalTooLarge as e:
+                self.exact, self.reason = False, str(e)
         return self._s.of(i, states, layout) if self.exact else np.ones(len(states))
 
 
@@ -328,6 +330,7 @@ def near_copy_search(latents: np.ndarray, counts: np.ndarray | None, rho: int, m
     from .metrics import nearest_train
 
     s = NearCopySearch(latents, counts, rho, model, train, cfg, tables)
+    s.survival.progress = progress
     idx = list(range(len(train))) if train_indices is None else list(train_indices)
     per = [s.run_one(t) for t in Progress(idx, desc="near-copies", unit="training image", show=progress, leave=False)]
     lat, raw, pair_row, pair_train, pair_psnr = _dedupe(per, s.tables.shape)

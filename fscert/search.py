@@ -322,7 +322,7 @@ CostFn = Callable[[int, np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 
 
 def search(tables: Tables, layout: Layout, cost: CostFn, budget: float, lower_bound: np.ndarray | None = None,
-           max_edges: int = 20_000_000, max_states: int | None = None, survival: "Survival | None" = None,
+           max_edges: int = 20_000_000, max_states: int | None = None, survival=None,
            keep_states: bool = False) -> Graph:
     """Forward pruned pass then backward pass (module docstring, steps 1–3).
 
@@ -333,7 +333,7 @@ def search(tables: Tables, layout: Layout, cost: CostFn, budget: float, lower_bo
     ``max_states``: where a layer holds more states, only the ``max_states`` of largest weight
     are kept and the others' weights are added to ``dropped_mass``. A state's weight is its
     forward mass (the probability of reaching it) times, with ``survival``, the exact
-    probability of completing from it without a dead end (:class:`Survival`), i.e. the raw
+    probability of completing from it without a dead end (:class:`fscert.survival.Survival`), i.e. the raw
     mass of all complete paths through it; without ``survival`` the forward mass alone (a
     looser bound). The paths found are then a subset of the paths of cost ≤ B, and the raw
     mass of the missing ones is at most ``dropped_mass``: results become certified intervals."""
@@ -391,100 +391,6 @@ def search(tables: Tables, layout: Layout, cost: CostFn, budget: float, lower_bo
     complete = len(layers) == n and len(states) > 0
     h = _backward(layers, g, complete)
     return Graph(layout, budget, layers, g, h, widest, complete, dropped, kept)
-
-
-# ----------------------------------------------------------------------------- survival
-
-
-@numba.njit(cache=True)
-def _hash_build(states):
-    n = states.shape[0]
-    tsize = 1
-    while tsize < 2 * n + 2:
-        tsize *= 2
-    table = np.full(tsize, -1, np.int64)
-    for s in range(n):
-        slot = np.int64(_hash_of(states[s]) & np.uint64(tsize - 1))
-        while table[slot] >= 0:
-            slot = (slot + 1) & (tsize - 1)
-        table[slot] = s
-    return table
-
-
-@numba.njit(cache=True)
-def _hash_find(table, states, queries):
-    tsize = table.shape[0]
-    out = np.full(queries.shape[0], -1, np.int64)
-    nw = states.shape[1]
-    for q in range(queries.shape[0]):
-        slot = np.int64(_hash_of(queries[q]) & np.uint64(tsize - 1))
-        while table[slot] >= 0:
-            s = table[slot]
-            same = True
-            for w in range(nw):
-                if states[s, w] != queries[q, w]:
-                    same = False
-                    break
-            if same:
-                out[q] = s
-                break
-            slot = (slot + 1) & (tsize - 1)
-    return out
-
-
-@numba.njit(cache=True)
-def _project(states, first, last, fs, f0, per_word, m, keep0, nw0):
-    """Search states (ring of fs slots) → states of the radius-0 layout (ring of f0 slots), cells first..last."""
-    n = states.shape[0]
-    mm = np.uint64(m)
-    pw = np.uint64(per_word)
-    tokmask = np.uint64((1 << m) - 1)
-    out = np.zeros((n, nw0), np.uint64)
-    for s in range(n):
-        for c in range(first, last + 1):
-            sl = np.uint64(c % fs)
-            v = (states[s, (c % fs) // per_word] >> ((sl % pw) * mm)) & tokmask
-            d = np.uint64(c % f0)
-            out[s, (c % f0) // per_word] |= v << ((d % pw) * mm)
-        for w in range(nw0):
-            out[s, w] &= keep0[w]
-    return out
-
-
-class Survival:
-    """S(s): the exact probability that the sampler, having reached frontier state s after cell
-    i, completes the latent without a dead end (backward sum-product over every reachable
-    state, once per empirical set). The future of a search state depends only on its last
-    ρW+ρ cells, so :meth:`of` projects search states onto those and looks S up.
-
-    Σ over the states after any cell of (forward mass × S) = 1 − dead_end_mass, so a dropped
-    state's forward mass × S is exactly the raw mass of the complete paths through it."""
-
-    def __init__(self, tables: Tables, max_edges: int = 200_000_000):
-        self.layout0 = make_layout(tables, 0)
-        zero = lambda i, p, pa, c: np.zeros(len(p))                          # noqa: E731
-        graph = search(tables, self.layout0, zero, math.inf, max_edges=max_edges, keep_states=True)
-        s_next = np.ones(len(graph.states[-1])) if graph.complete else np.zeros(len(graph.states[-1]))
-        self.s: list[np.ndarray] = [s_next]
-        for lay in reversed(graph.layers):
-            parent = np.repeat(np.arange(len(lay.row_ptr) - 1), np.diff(lay.row_ptr))
-            s_next = np.bincount(parent, weights=lay.cond * s_next[lay.child], minlength=len(lay.row_ptr) - 1)
-            self.s.append(s_next)
-        self.s.reverse()                                                       # s[k]: states after k cells
-        self.states = graph.states
-        self.tables: list[np.ndarray | None] = [None] * len(self.states)
-        self.total_states = sum(len(x) for x in self.states)
-
-    def of(self, i: int, states: np.ndarray, layout: Layout) -> np.ndarray:
-        """S of search states after cell i (laid out by ``layout``)."""
-        k = i + 1
-        if self.tables[k] is None:
-            self.tables[k] = _hash_build(self.states[k])
-        l0 = self.layout0
-        q = _project(states, max(0, i - l0.slots + 1), i, layout.slots, l0.slots, layout.per_word,
-                     layout.shape[0], l0.keep_masks[i], l0.n_words)
-        idx = _hash_find(self.tables[k], self.states[k], q)
-        return np.where(idx >= 0, self.s[k][np.maximum(idx, 0)], 1.0)      # not found (never): the bound 1
 
 
 def _backward(layers: list[Layer], g: list[np.ndarray], complete: bool) -> list[np.ndarray]:

@@ -249,7 +249,7 @@ def test_interval_contains_a_monte_carlo_estimate():
 def test_survival_weights_sum_to_the_surviving_mass():
     """Σ over the states after any cell of forward mass × survival = 1 − dead_end_mass (the
     identity that makes a dropped state's weight the mass of the complete paths through it)."""
-    from fscert.search import Survival
+    from fscert.survival import Survival
 
     rng = np.random.default_rng(0)
     checked = 0
@@ -272,6 +272,47 @@ def test_survival_weights_sum_to_the_surviving_mass():
             assert total == pytest.approx(1 - c.dead_end_mass, rel=1e-9, abs=1e-12)
         checked += 1
     assert checked >= 6
+
+
+@pytest.mark.parametrize("chunk_edges", [1, 7, 10**6])
+def test_survival_table_equals_the_whole_graph_reference(chunk_edges, tmp_path):
+    """The bounded-memory table (chunks of a few edges, layers on disk) holds exactly the states
+    and the S of the reference built from the whole in-memory graph, on random latents at ρ 0–3;
+    its files are removed by close()."""
+    from fscert.survival import Survival
+    from tests.reference.survival_graph import survival_by_graph
+
+    rng = np.random.default_rng(1)
+    checked = 0
+    for _ in range(10):
+        m, h, w, rho = int(rng.integers(1, 4)), int(rng.integers(3, 6)), int(rng.integers(3, 6)), int(rng.integers(0, 4))
+        base = np.where(rng.random((3, m, h, w)) < 0.5, -1, 1).astype(np.int8)
+        z = np.concatenate([np.where(rng.random(base.shape) < 0.25, -base, base) for _ in range(3)])
+        if count_reachable(z, rho).count > 100_000:
+            continue
+        tables = build_tables(z, rho)
+        ref_states, ref_s = survival_by_graph(tables)
+        surv = Survival(tables, chunk_edges=chunk_edges, workdir=tmp_path)
+        for k in range(len(ref_states)):
+            st, s = surv.layer(k)
+            order = np.lexsort(ref_states[k].T[::-1])
+            np.testing.assert_array_equal(st, ref_states[k][order])
+            np.testing.assert_allclose(s, ref_s[k][order], rtol=1e-12, atol=1e-300)
+        assert any(tmp_path.iterdir())
+        surv.close()
+        assert not any(tmp_path.iterdir())
+        checked += 1
+    assert checked >= 5
+
+
+def test_survival_refuses_a_layer_above_the_memory_limit():
+    """Above ``max_memory`` the table raises one clear error (the search then bounds by 1)."""
+    from fscert.survival import Survival, SurvivalTooLarge
+
+    rng = np.random.default_rng(3)
+    z = np.where(rng.random((12, 2, 5, 5)) < 0.5, -1, 1).astype(np.int8)
+    with pytest.raises(SurvivalTooLarge, match="survival table's layer after cell"):
+        Survival(build_tables(z, 1), max_memory=1)
 
 
 def test_capped_search_intervals_contain_the_truth():
