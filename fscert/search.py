@@ -49,7 +49,7 @@ from typing import Callable
 import numba
 import numpy as np
 
-from .enumeration import Tables
+from .enumeration import Tables, _contexts
 from .errors import FscertError
 
 #: relative slack on float64 cost sums (pruning keeps paths up to B·(1 + SLACK))
@@ -168,25 +168,14 @@ def _find_context(key, ctx_keys):
 def _expand(states, pre_slots, ctx_keys, ctx_ptr, tok, cell_slot, per_word, m):
     """Every transition of every state at one cell: (parent, pair, unmasked child words)."""
     n, nw = states.shape
-    wc = max(ctx_keys.shape[1], 1)
     mm = np.uint64(m)
     pw = np.uint64(per_word)
     tokmask = np.uint64((1 << m) - 1)
-    found = np.empty(n, np.int64)
-    key = np.zeros(wc, np.uint64)
+    found = _contexts(states, pre_slots, ctx_keys, per_word, m)
     total = 0
     for s in range(n):
-        for w in range(wc):
-            key[w] = np.uint64(0)
-        for p in range(pre_slots.shape[0]):
-            sl = np.uint64(pre_slots[p])
-            v = (states[s, pre_slots[p] // per_word] >> ((sl % pw) * mm)) & tokmask
-            up = np.uint64(p)
-            key[p // per_word] |= v << ((up % pw) * mm)
-        f = _find_context(key, ctx_keys) if ctx_keys.shape[0] > 0 else -1
-        found[s] = f
-        if f >= 0:
-            total += ctx_ptr[f + 1] - ctx_ptr[f]
+        if found[s] >= 0:
+            total += ctx_ptr[found[s] + 1] - ctx_ptr[found[s]]
     parent = np.empty(total, np.int64)
     pair = np.empty(total, np.int64)
     child = np.empty((total, nw), np.uint64)

@@ -41,7 +41,7 @@ from pathlib import Path
 import numba
 import numpy as np
 
-from .enumeration import Tables
+from .enumeration import Tables, _contexts
 from .errors import FscertError
 from .progress import Progress
 from .resources import memory_limit, size_str
@@ -55,28 +55,12 @@ class SurvivalTooLarge(FscertError):
     """A layer of the survival table does not fit in memory."""
 
 
-@numba.njit(cache=True)
-def _degrees(states, pre_slots, ctx_keys, ctx_ptr, per_word, m):
-    """Number of transitions of each state at one cell (the first half of ``_expand``)."""
-    n = states.shape[0]
-    wc = max(ctx_keys.shape[1], 1)
-    mm = np.uint64(m)
-    pw = np.uint64(per_word)
-    tokmask = np.uint64((1 << m) - 1)
-    out = np.zeros(n, np.int64)
-    key = np.zeros(wc, np.uint64)
-    for s in range(n):
-        for w in range(wc):
-            key[w] = np.uint64(0)
-        for p in range(pre_slots.shape[0]):
-            sl = np.uint64(pre_slots[p])
-            v = (states[s, pre_slots[p] // per_word] >> ((sl % pw) * mm)) & tokmask
-            up = np.uint64(p)
-            key[p // per_word] |= v << ((up % pw) * mm)
-        f = _find_context(key, ctx_keys) if ctx_keys.shape[0] > 0 else -1
-        if f >= 0:
-            out[s] = ctx_ptr[f + 1] - ctx_ptr[f]
-    return out
+def _degrees(states, pre_slots, ctx_keys, ctx_ptr, per_word, m) -> np.ndarray:
+    """Number of transitions of each state at one cell."""
+    ctx_N = _contexts(states, pre_slots, ctx_keys, per_word, m).astype(np.int64)
+    ok = ctx_N >= 0
+    c = np.maximum(ctx_N, 0)
+    return np.where(ok, ctx_ptr[c + 1] - ctx_ptr[c], 0)
 
 
 @numba.njit(cache=True)
