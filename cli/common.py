@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 import contextlib
+import inspect
+import math
 import sys
 
 import click
 
+from fscert.data import SPLITS
 from fscert.errors import FscertError
 
 
@@ -69,40 +72,79 @@ def _one_line(msg: str) -> str:
     return " ".join(str(msg).split())
 
 
-def positive_float(name: str):
-    def check(ctx, param, value):
-        if value is None:
-            return value
-        vals = value if isinstance(value, tuple) else (value,)
-        for v in vals:
-            if not v > 0:
-                raise click.BadParameter(f"must be a positive number, got {v}")
-        return value
-    return check
+# --- click's range types, worded like the library's checks --------------------------------------
+def _range_words(t: click.IntRange | click.FloatRange) -> str:
+    """The range of ``t`` in words: "≥ 0", "a finite positive number", "in 1..16", "in (0, 1)"."""
+    lo, hi = t.min, t.max
+    if hi is None:
+        sign = ">" if t.min_open else "≥"
+        if getattr(t, "finite", False):
+            return "a finite positive number" if lo == 0 and t.min_open else f"a finite number {sign} {lo}"
+        return "a positive number" if lo == 0 and t.min_open else f"{sign} {lo}"
+    if lo is None:
+        return f"{'<' if t.max_open else '≤'} {hi}"
+    if isinstance(t, click.IntRange) and not (t.min_open or t.max_open):
+        return f"in {lo}..{hi}"
+    return f"in {'(' if t.min_open else '['}{lo}, {hi}{')' if t.max_open else ']'}"
 
 
-def non_negative_int(ctx, param, value):
-    if value is not None and value < 0:
-        raise click.BadParameter(f"must be ≥ 0, got {value}")
-    return value
+class _Worded:
+    """Mixin for click's range types: the value is parsed as click's plain number type does
+    ("'abc' is not a valid float."), then range-checked by click; out of range (NaN, and ±inf
+    where ``finite``, included) the message reads ``[SYMBOL ]must be RANGE, got VALUE``, e.g.
+    "τ must be a finite number ≥ 0, got -1.0", as the library's checks word it."""
+
+    symbol: str = ""
+    finite: bool = False
+    plain: click.ParamType
+
+    def convert(self, value, param, ctx):
+        number = self.plain.convert(value, param, ctx)
+        if isinstance(number, float) and not math.isfinite(number) and (self.finite or math.isnan(number)):
+            self._outside(number, param, ctx)
+        try:
+            return super().convert(number, param, ctx)
+        except click.BadParameter:
+            self._outside(number, param, ctx)
+
+    def _outside(self, number, param, ctx):
+        who = f"{self.symbol} " if self.symbol else ""
+        self.fail(f"{who}must be {_range_words(self)}, got {number}", param, ctx)
 
 
-def positive_int(ctx, param, value):
-    if value is not None and value < 1:
-        raise click.BadParameter(f"must be ≥ 1, got {value}")
-    return value
+class IntRange(_Worded, click.IntRange):
+    """``click.IntRange`` (inclusive bounds unless ``min_open``/``max_open``) with worded errors."""
+
+    plain = click.INT
+
+    def __init__(self, min: int | None = None, max: int | None = None, min_open: bool = False,
+                 max_open: bool = False, symbol: str = ""):
+        super().__init__(min, max, min_open=min_open, max_open=max_open)
+        self.symbol = symbol
 
 
-def tau_check(ctx, param, value):
-    if value is not None and not (0 <= value < 1e6):
-        raise click.BadParameter(f"τ must be ≥ 0, got {value}")
-    return value
+class FloatRange(_Worded, click.FloatRange):
+    """``click.FloatRange`` with worded errors; NaN is out of every range (click lets it through),
+    and so are ±inf unless ``finite=False``: a usage error (exit 2) before any work. The
+    library's ``validate()`` checks the same again for callers of the Python API."""
+
+    plain = click.FLOAT
+
+    def __init__(self, min: float | None = None, max: float | None = None, min_open: bool = False,
+                 max_open: bool = False, symbol: str = "", finite: bool = True):
+        super().__init__(min, max, min_open=min_open, max_open=max_open)
+        self.symbol, self.finite = symbol, finite
 
 
-def kappa_check(ctx, param, value):
-    if value is not None and not (value > 0 and value < 1e6):
-        raise click.BadParameter(f"κ must be a positive number, got {value}")
-    return value
+#: the noise options of every command: τ ≥ 0, κ > 0 (Eq. 3, 5)
+TAU = FloatRange(min=0, symbol="τ")
+KAPPA = FloatRange(min=0, min_open=True, symbol="κ")
+
+
+def param_default(func, name: str):
+    """The default of parameter ``name`` of the library function ``func``: the one source of a
+    CLI default that no config dataclass holds."""
+    return inspect.signature(func).parameters[name].default
 
 
 # --- progress and --quiet ------------------------------------------------------------------------
@@ -212,55 +254,41 @@ def force_option(what: str = "existing outputs"):
     return click.option("--force", is_flag=True, help=f"Overwrite {what}.")
 
 
-def seed_option(default: int | None = None):
-    from fscert.defaults import DEFAULTS
-
-    return click.option("--seed", type=int, default=DEFAULTS["seed"] if default is None else default,
-                        show_default=True, callback=non_negative_int,
+def seed_option(default: int):
+    """``--seed N`` (≥ 0); ``default`` is the config field it stands for (e.g. ``TrainConfig.seed``)."""
+    return click.option("--seed", type=IntRange(min=0), default=default, show_default=True,
                         help="Random seed (≥ 0): the same seed gives the same result.")
 
 
-def split_option():
-    from fscert.data import SPLITS
-
-    return click.option("--split", type=click.Choice(SPLITS), default="train", show_default=True,
+def split_option(default: str):
+    """``--split``: which split of a MedMNIST-style .npz DATA is read; ``default`` from the library."""
+    return click.option("--split", type=click.Choice(SPLITS), default=default, show_default=True,
                         help="Which split of DATA to read (MedMNIST-style .npz files).")
 
 
 def limit_option(help: str = "Use only the first N images of DATA.", default: int | None = None,
                  hidden_aliases: tuple[str, ...] = ()):
     """``--limit N``: everywhere "the first N (training) images"."""
-    return option("--limit", "limit", type=click.IntRange(min=1), default=default, metavar="N",
+    return option("--limit", "limit", type=IntRange(min=1), default=default, metavar="N",
                   show_default=default is not None, hidden_aliases=hidden_aliases, help=help)
 
 
-def gamma_check(ctx, param, value):
-    import math
-
-    for v in value if isinstance(value, tuple) else (value,):
-        if v is not None and not (math.isfinite(v) and v > 0):
-            raise click.BadParameter(f"γ must be a finite positive number, got {v}")
-    return value
-
-
-def gamma_option(default: tuple[float, ...] | None = None):
-    """``--gamma dB`` (repeatable): the PSNR thresholds γ."""
-    if default is None:
-        return click.option("--gamma", "gammas", type=float, multiple=True, callback=gamma_check, metavar="dB",
-                            help="PSNR threshold γ in dB (repeatable) [default: 25, 30].")
-    return click.option("--gamma", "gammas", type=float, multiple=True, default=default, show_default=True,
-                        callback=gamma_check, metavar="dB", help="PSNR threshold γ in dB (repeatable).")
+def gamma_option(default: tuple[float, ...]):
+    """``--gamma dB`` (repeatable): the PSNR thresholds γ (Eq. 9–10); given ones replace the default."""
+    return click.option("--gamma", "gammas", type=FloatRange(min=0, min_open=True, symbol="γ"), multiple=True,
+                        default=default, show_default=True, metavar="dB",
+                        help="PSNR threshold γ in dB (repeatable).")
 
 
 def batch_size_option(default: int, help: str = "Images per batch.", hidden_aliases: tuple[str, ...] = (),
                       name: str = "batch_size"):
-    return option("--batch-size", name, type=click.IntRange(min=1), default=default, show_default=True,
+    return option("--batch-size", name, type=IntRange(min=1), default=default, show_default=True,
                   hidden_aliases=hidden_aliases, help=help)
 
 
 def max_memory_option(what: str):
     """``--max-memory GiB``: refuse before the work when its estimate is larger."""
-    return click.option("--max-memory", "max_memory", type=click.FloatRange(min=0, min_open=True), default=None,
+    return click.option("--max-memory", "max_memory", type=FloatRange(min=0, min_open=True), default=None,
                         metavar="GiB",
                         help=f"Memory {what} may use, estimated before it starts "
                              "[default: ¾ of the machine's memory].")
@@ -300,7 +328,7 @@ def write_json(dest: str, obj, force: bool = True) -> None:
     """Write ``obj`` as JSON to ``dest`` (atomically: temporary file, then rename) or to stdout for "-"."""
     import json
 
-    from fscert.errors import atomic_path
+    from fscert.fileio import atomic_path
 
     text = json.dumps(_strict_json(obj), indent=2, allow_nan=False) + "\n"
     if dest == STDOUT:

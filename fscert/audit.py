@@ -40,12 +40,15 @@ import numpy as np
 from . import __version__
 from .errors import FscertError
 from .hashing import sha256_array
+from .jsonio import jsonable
 from .metrics import copying, ratio as ratio_mod
 from .metrics.authenticity import authenticity
 from .metrics.nearest import GEN_BATCH, TRAIN_CHUNK, nearest
 from .metrics.uir import m_uir_masks, passing_mask
 
-DEFAULT_GAMMAS = (25.0, 30.0)
+#: the PSNR thresholds γ in dB (Eq. 9–10) of every command and config that takes γ: the one
+#: source of this default (EnumerateConfig, CertifyConfig and the CLI read it)
+DEFAULT_GAMMAS: tuple[float, ...] = (25.0, 30.0)
 #: PSNR quantiles reported per set (percent)
 QUANTILES = (5, 25, 50, 75, 95)
 #: the PSNR histogram has at most this many bins (1 dB wide when the range allows)
@@ -115,23 +118,6 @@ def check_gammas(gammas) -> list[float]:
     if not out:
         raise FscertError("give at least one PSNR threshold γ")
     return sorted(set(out))
-
-
-def _clean(x):
-    """JSON-safe copy: numpy scalars → Python, non-finite floats → None."""
-    if isinstance(x, dict):
-        return {str(k): _clean(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_clean(v) for v in x]
-    if isinstance(x, np.ndarray):
-        return _clean(x.tolist())
-    if isinstance(x, (np.bool_, bool)):
-        return bool(x)
-    if isinstance(x, (np.integer, int)):
-        return int(x)
-    if isinstance(x, (np.floating, float)):
-        return float(x) if math.isfinite(float(x)) else None
-    return x
 
 
 def _rows(x, name: str) -> np.ndarray:
@@ -370,7 +356,7 @@ def report_json(result: dict, per_image: bool = False) -> dict:
         out["images"] = image_rows(result, "generated")
         out["held_out_images"] = image_rows(result, "held_out") if result.get("held_out_per_image") else None
         out["copied_training_images"] = copied_training_images(result)
-    return _clean(out)
+    return jsonable(out)
 
 
 def summary_lines(result: dict, glossary: bool = True) -> list[str]:

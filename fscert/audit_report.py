@@ -27,7 +27,7 @@ CSS, JavaScript and images are local files; a Content-Security-Policy forbids an
 A figure the audit did not compute is written "unknown" with the reason, never 0. Every
 user-provided string (file names, title) reaches the page through jinja2 autoescaping or
 escaped JSON. The folder is built in a temporary folder and renamed into place
-(:func:`fscert.errors.atomic_dir`): no half-written report ever exists.
+(:func:`fscert.fileio.atomic_dir`): no half-written report ever exists.
 """
 from __future__ import annotations
 
@@ -40,7 +40,8 @@ import numpy as np
 from .audit import gamma_key, report_json
 from .audit_tables import copied_training_images, write_csv, write_groups_csv
 from .audit_verdict import HELD_OUT, db, of
-from .errors import FscertError, atomic_dir
+from .errors import FscertError
+from .fileio import atomic_dir
 from .shipped import TEMPLATE_DIR, copy_static
 from .report_charts import write_psnr_histogram
 from .report_format import safe_json, to_uint8

@@ -32,12 +32,15 @@ MODEL_VERSION = 1
 
 @dataclass
 class AEConfig:
+    """The autoencoder's shape (Tab. 2 at an 8×8 latent: M = 7, R = 3): the defaults of `fscert train`."""
+
     image_size: int = 32
     image_channels: int = 1
     latent_size: int = 8          # H = W of the latent grid: 8, 16 or 32 (Tab. 2, 3, 4)
     latent_channels: int = 7      # M
     receptive_field: int = 3      # R (odd): the decoder sees R×R latent cells
-    hidden: int = 256             # width of the per-cell 1×1 layers (1024 in the paper)
+    hidden: int = 256             # width of the per-cell 1×1 layers (1024 in the paper; 256: the
+                                  # README's measured figures, tests/benchmarks/test_bench_training.py)
     transition: bool = False      # ConvT transition for patch consistency (Tab. 1)
 
     def validate(self) -> "AEConfig":

@@ -1,13 +1,13 @@
-"""The certificate file (HDF5, format version 1): every image a generator can produce.
+"""The certificate file (HDF5, format version 2; version 1 still read): every image a generator can produce.
 
-Written by :mod:`fscert.certify` (`fscert enumerate`), checked by `fscert verify`, read by
+Written by :mod:`fscert.enumerate` (`fscert enumerate`), checked by `fscert verify`, read by
 the report. Datasets (K = number of listed latents, G = number of PSNR thresholds γ):
 
 ==================  ================  ==========================================================
 ``latents``         int8 (K,M,H,W)    every listed latent, in deterministic listing order
                                       (empirical: depth-first, tokens ascending = lexicographic
                                       in the raster token sequence; full support: row j ↔ the
-                                      base-2^M digits of j, see ``sampling.full_support``)
+                                      base-2^M digits of j, see ``enumeration.full_support``)
 ``prob``            float64 (K,)      exact probability of each latent, renormalised by
                                       (1 − dead_end_mass) so that it sums to 1 (DESIGN §6.4)
 ``log_prob``        float64 (K,)      log of ``prob``, summed from the log conditionals (exact
@@ -23,7 +23,7 @@ the report. Datasets (K = number of listed latents, G = number of PSNR threshold
 
 With ``count_only`` the datasets are present but empty (K = 0) and only the attributes count.
 
-File attributes: ``format`` ("fscert-certificate"), ``format_version`` (1), ``fscert_version``,
+File attributes: ``format`` ("fscert-certificate"), ``format_version`` (2), ``fscert_version``,
 ``mode`` ("empirical" or "full-support"), ``reachable_count`` (exact decimal string; full
 support: latents with prob > 0), ``listed_count``, ``count_only``, ``dead_end_mass`` (0 in full
 support), ``rho``, ``tau``, ``kappa`` (NaN when unknown: empirical sets record them when drawn),
@@ -41,7 +41,7 @@ without a model, ``gammas``, and per-γ JSON maps (keys are γ as strings, e.g. 
 
 ``verdict_scope`` — what those figures cover: "complete" (every reachable image is listed and,
 with a model and training images, decoded and checked) or "not-examined" (count-only or a
-partial listing: the per-γ map values are JSON null, never 0; ``fscert.certify.verdict_words``
+partial listing: the per-γ map values are JSON null, never 0; ``fscert.enumerate.verdict_words``
 says it in words). Files without it are read as "complete" only when the listing is complete;
 
 ``content_sha256`` (one hash over every dataset, :func:`content_hash`), ``config`` (JSON: the
@@ -76,7 +76,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import FscertError, atomic_path
+from .errors import FscertError
+
+from .fileio import atomic_path
 from .hashing import sha256_arrays
 from .h5input import H5Input, check_attrs, describe_values, h5_input, input_error
 from .latents import check_pm1

@@ -1,396 +1,355 @@
-"""Certification pipeline (DESIGN §6–7; paper §4.2 "Exhaustive searching", A.3.6).
+"""The main job: from a training set to a certificate and its report (`fscert certify`).
 
-:func:`certify` turns an empirical set E (or, in full-support mode, the source latents) into a
-:class:`~fscert.certificate.Certificate`: every reachable latent with its exact probability,
-and — given a model and the training images — every decoded image with its nearest training
-image, PSNR, UIR flag and M-UIR membership per γ, and the memorization mass. :func:`verify`
-(:mod:`fscert.verify`) recomputes a certificate from its inputs and lists every difference.
+train (Eq. 2, 4) → encode → draw T Rademacher trials (A.3.6) → fine-tune the decoder on the
+draws → enumerate every reachable latent with its exact probability (DESIGN §6) → decode and
+audit every listed image (UIR, M-UIR, memorization mass, peer statistics) → HTML report.
 
-Every comparison (listing metrics, near-copy search, reconstruction fidelity) is made in one
-comparison geometry (:mod:`fscert.geometry`, attribute ``geometry``): at the images' stored
-size, e.g. 28×28 of the model's 32×32 canvas, as ``fscert audit`` compares them. Given the
-training images' own latents, the decoder's fidelity floor and the near-copies of its
-reconstructions are recorded too (:mod:`fscert.fidelity`).
+Defaults are the paper's certifiable setting: 64 MNIST images, a 1×8×8 latent, 10 trials.
+Everything is written into ``OUT.partial`` that replaces ``out`` only when all stages
+succeed, so an interrupted run leaves nothing half-written; after Ctrl-C the finished stages
+stay there and ``fscert certify --resume`` continues from them.
 """
 from __future__ import annotations
 
 import json
-import math
-from dataclasses import asdict, dataclass, field
+import shutil
+import time
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 
-from .certificate import Certificate, latents_sha256
+from .autoencoder import AEConfig
+from .empirical import DrawConfig
+from .enumerate import EnumerateConfig
 from .errors import FscertError
-from .fidelity import add_fidelity, check_source
-from .geometry import Geometry, Targets, comparison_geometry
-from .latents import LatentSet
-
-MODE_EMPIRICAL = "empirical"
-MODE_FULL = "full-support"
+from .fileio import atomic_path, remove_temporaries, replace_tree
+from .run_summary import make_summary, search_summary, summary_lines  # noqa: F401  (summary.json, printed lines)
+from .training import TrainConfig
 
 
-@dataclass
+#: `fscert certify`'s preset: the paper's MNIST-64 certification set-up (A.3.6), where it differs
+#: from (or must not follow) the components' own defaults. `make demo`'s figures (README) are made
+#: with it: 64 images, a 1×8×8 latent with hidden width 256 (64 images need less width),
+#: 600 + 100 training epochs (64 images = one batch per epoch), 150 decoder fine-tune epochs on
+#: the draws at half the learning rate, ρ = 4.
+N_TRAIN = 64
+MODEL_PRESET = {"latent_channels": 1, "hidden": 256}
+TRAINING_PRESET = {"epochs": 600, "finetune_epochs": 100}
+DRAW_FINETUNE_EPOCHS = 150
+ENUMERATION_PRESET = {"rho": 4}
+
+#: each flat option of `fscert certify` (the CLI's names and the constructor's keywords) → the
+#: component fields it sets; reading it reads the first
+OPTION_FIELDS: dict[str, tuple[tuple[str, str], ...]] = {
+    **{f: (("model", f),) for f in ("latent_size", "latent_channels", "receptive_field", "hidden", "transition")},
+    **{f: (("training", f),) for f in ("epochs", "finetune_epochs", "batch_size", "lr", "beta0")},
+    "train_tau": (("training", "tau"),), "train_kappa": (("training", "kappa"),),
+    "seed": (("training", "seed"), ("draws", "seed")),
+    **{f: (("draws", f),) for f in ("trials", "tau", "kappa")},
+    **{f: (("enumeration", f),) for f in ("rho", "max_images", "near_copies_only", "recon_search", "gammas")},
+}
+
+
+@dataclass(init=False)
 class CertifyConfig:
-    """Options of `fscert enumerate` (recorded in the certificate's ``config`` attribute)."""
+    """A `fscert certify` job: the data, and the configs of its stages with the certify preset.
 
-    rho: int = 1
-    count_only: bool = False
-    max_images: int | None = 100_000
-    max_memory: int | None = None     # bytes listing, decoding and auditing may use; None: ¾ of the machine's memory
-    full_support: bool = False
-    tau: float | None = None
-    kappa: float | None = None
-    gammas: tuple[float, ...] = (25.0, 30.0)
-    train: str | None = None          # DATA spec of the training images (recorded, for verify)
-    train_limit: int | None = None    # first N images of DATA
-    train_split: str = "train"
-    batch: int = 256
-    near_copies_only: bool = False    # search near-copies without listing, whatever the count (fscert.verdict)
-    search: bool = True               # above max_images, with a model and training images: search instead of refusing
-    top_k: int = 100                  # searched certificates: the k most probable outputs (fscert.probable)
-    recon_search: bool = True         # searched certificates: also search near-copies of the reconstructions
+    Composed of :class:`~fscert.autoencoder.AEConfig` (``model``; the image channels are set from
+    the data), :class:`~fscert.training.TrainConfig` (``training``: phases 1 and 2, and the
+    learning rate, batch size and seed of the fine-tune on the draws), :class:`~fscert.empirical.DrawConfig`
+    (``draws``) and :class:`~fscert.enumerate.EnumerateConfig` (``enumeration``; its training-set
+    fields are set from the data), each with its own defaults except the preset above. The flat
+    options of the CLI (:data:`OPTION_FIELDS`: ``hidden``, ``trials``, ``rho``, ``train_tau``, …)
+    are keywords of the constructor and attributes that read and set the component fields."""
 
-    def validate(self) -> "CertifyConfig":
-        if not isinstance(self.rho, (int, np.integer)) or self.rho < 0:
-            raise FscertError(f"ρ must be an integer ≥ 0, got {self.rho}")
-        if self.max_images is not None and self.max_images < 1:
-            raise FscertError(f"--max-images must be ≥ 1, got {self.max_images}")
-        if self.full_support and (self.tau is None or self.kappa is None):
-            raise FscertError("--full-support needs --tau and --kappa (the direct sampler's flip probability, Eq. 6)")
-        if self.tau is not None or self.kappa is not None:
-            from .noise import check_tau_kappa
+    data: str
+    split: str
+    n_train: int
+    model: AEConfig
+    training: TrainConfig
+    draws: DrawConfig
+    draw_finetune_epochs: int
+    enumeration: EnumerateConfig
+    test: str | None                 # held-out real images: the baseline every near-copy figure is read against
+    test_split: str
+    test_limit: int | None
+    max_memory_gib: float | None     # None: ¾ of the machine's memory
 
-            check_tau_kappa(2.0 if self.tau is None else self.tau, 2.0 if self.kappa is None else self.kappa)
-        for g in self.gammas:
-            if not (math.isfinite(g) and g > 0):
-                raise FscertError(f"γ must be a finite positive number, got {g}")
-        return self
+    def __init__(self, data: str = "mnist", split: str = "train", n_train: int = N_TRAIN, *,
+                 model: AEConfig | None = None, training: TrainConfig | None = None, draws: DrawConfig | None = None,
+                 enumeration: EnumerateConfig | None = None, draw_finetune_epochs: int = DRAW_FINETUNE_EPOCHS,
+                 test: str | None = None, test_split: str = "test", test_limit: int | None = None,
+                 max_memory_gib: float | None = None, **options) -> None:
+        unknown = sorted(set(options) - set(OPTION_FIELDS))
+        if unknown:
+            raise TypeError(f"CertifyConfig got unexpected options: {', '.join(unknown)}")
+        self.data, self.split, self.n_train = data, split, n_train
+        self.model = model if model is not None else AEConfig(**MODEL_PRESET)
+        self.training = training if training is not None else TrainConfig(**TRAINING_PRESET)
+        self.draws = draws if draws is not None else DrawConfig()
+        self.enumeration = enumeration if enumeration is not None else EnumerateConfig(**ENUMERATION_PRESET)
+        self.draw_finetune_epochs = draw_finetune_epochs
+        self.test, self.test_split, self.test_limit = test, test_split, test_limit
+        self.max_memory_gib = max_memory_gib
+        for name, value in options.items():
+            setattr(self, name, value)
 
-    def to_json(self) -> str:
-        """The options that decide the certificate's content (``max_memory`` only guards resources)."""
-        d = asdict(self)
-        del d["max_memory"]
-        d["gammas"] = [float(g) for g in self.gammas]
-        return json.dumps(d, sort_keys=True)
+    def __getattr__(self, name: str):
+        """A flat option (:data:`OPTION_FIELDS`) reads its component's field."""
+        fields = OPTION_FIELDS.get(name)
+        if fields is None:
+            raise AttributeError(name)
+        part, field_name = fields[0]
+        return getattr(object.__getattribute__(self, part), field_name)
 
-    @classmethod
-    def from_json(cls, s: str | dict) -> "CertifyConfig":
-        d = json.loads(s) if isinstance(s, str) else dict(s)
-        names = set(cls.__dataclass_fields__)
-        d = {k: v for k, v in d.items() if k in names}
-        if "gammas" in d:
-            d["gammas"] = tuple(d["gammas"])
-        return cls(**d)
+    def __setattr__(self, name: str, value) -> None:
+        """A flat option sets every component field it stands for (``seed``: training and draws)."""
+        fields = OPTION_FIELDS.get(name)
+        if fields is None:
+            object.__setattr__(self, name, value)
+            return
+        for part, field_name in fields:
+            setattr(getattr(self, part), field_name, tuple(value) if field_name == "gammas" else value)
+
+    def components(self, image_channels: int, max_memory: int | None = None
+                   ) -> tuple[AEConfig, TrainConfig, DrawConfig, EnumerateConfig]:
+        """The validated configs of the stages for data with ``image_channels`` channels: the
+        enumeration compares with this job's training images (``data``, ``split``, ``n_train``)."""
+        mcfg = replace(self.model, image_channels=image_channels).validate()
+        tcfg = replace(self.training).validate()
+        dcfg = replace(self.draws).validate()
+        ccfg = replace(self.enumeration, train=str(self.data), train_limit=self.n_train, train_split=self.split,
+                       max_memory=max_memory).validate()
+        return mcfg, tcfg, dcfg, ccfg
 
 
 @dataclass
-class Inputs:
-    """What a certificate is computed from: E, optionally a model and the training images."""
+class CertifyResult:
+    out: Path
+    summary: dict = field(default_factory=dict)
 
-    empirical: LatentSet
-    model: Any = None                 # fscert.autoencoder.LocalAutoencoder
-    train: np.ndarray | None = None   # float32 N×C×S×S in [0, 1], on the model's canvas
-    extra_attrs: dict = field(default_factory=dict)
-    train_latents: np.ndarray | None = None   # int8 ±1, one per training image (its own latent): fidelity
-    geometry: Geometry | None = None  # where images are compared; None: the whole canvas (stored size unknown)
+    @property
+    def report(self) -> Path:
+        return self.out / "report" / "index.html"
 
 
-# ----------------------------------------------------------------------------- listing
+_STAGE_STARTS: dict[float, tuple[int, float]] = {}     # a run (its t0) → (number, start) of its running stage
 
 
-def _nan(v: float | None) -> float:
-    return float("nan") if v is None else float(v)
+def _stage(log: Callable[[str], None], i: int, name: str, t0: float) -> None:
+    """Log how long the previous stage took and the start of stage ``i`` (with the time since the
+    run began); until the next stage, heartbeat lines (fscert.progress) name this one."""
+    from .progress import format_seconds, set_activity
+
+    now = time.perf_counter()
+    _stage_done(log, t0, now)
+    log(f"[{i}/7] {name} ({format_seconds(now - t0)} since the start)")
+    _STAGE_STARTS[t0] = (i, now)
+    set_activity(f"[{i}/7] {name}")
 
 
-def list_latents(E: LatentSet, cfg: CertifyConfig, progress: bool = False,
-                 guard: Callable[[int], None] | None = None, searchable: bool = False) -> Certificate:
-    """The latent part of a certificate (datasets latents/prob/log_prob, count attributes).
+def _stage_done(log: Callable[[str], None], t0: float, now: float | None = None) -> None:
+    """``      done in 41 s``: the duration of the run's running stage, if any (then none is running)."""
+    from .progress import format_seconds
 
-    ``guard(count)`` is called with the exact count before anything is listed; it raises to
-    refuse (default: the memory of the listing alone against ``cfg.max_memory``). With
-    ``searchable`` (a model and training images are given), a count above ``max_images`` (or
-    ``near_copies_only``) returns an empty listing with ``verdict_scope`` "searched" for
-    :func:`fscert.verdict.add_search_verdict` instead of raising :class:`TooManyImages`."""
-    from .enumeration import build_tables, forward, list_from_tables, TooManyImages
-    from .latents import validate_latents
-
-    z = validate_latents(E.latents, "input latents")
-    m, h, w = z.shape[1:]
-    attrs: dict[str, Any] = {"rho": int(cfg.rho), "anchoring": "position", "count_only": bool(cfg.count_only),
-                             "latents_sha256": latents_sha256(z, E.counts)}
-    empty = Certificate(np.zeros((0, m, h, w), np.int8), np.zeros(0), attrs, log_prob=np.zeros(0))
-    if cfg.full_support:
-        from .noise import flip_probability
-        from .sampling import MAX_FULL_SUPPORT_BITS, full_support
-
-        bits = m * h * w
-        if bits > MAX_FULL_SUPPORT_BITS:
-            raise FscertError(f"--full-support lists all 2^(M·H·W) latents; M·H·W = {m}·{h}·{w} = {bits} bits "
-                              f"exceeds {MAX_FULL_SUPPORT_BITS} (use the empirical mode: fscert draw, then enumerate)")
-        attrs.update(mode=MODE_FULL, tau=float(cfg.tau), kappa=float(cfg.kappa), dead_end_mass=0.0)
-        total = 1 << bits
-        if cfg.count_only:
-            attrs.update(reachable_count=str(total), listed_count=0)
-            return empty
-        if cfg.max_images is not None and total > cfg.max_images:
-            raise TooManyImages(total, cfg.max_images)
-        if guard is not None:
-            guard(total)
-        else:
-            plan_listing(total, (m, h, w)).check(cfg.max_memory)
-        q = flip_probability(cfg.tau, cfg.kappa)
-        lat, prob = full_support(z, cfg.rho, q, counts=E.counts, progress=progress)
-        with np.errstate(divide="ignore"):
-            logp = np.log(prob)
-        attrs.update(reachable_count=str(int((prob > 0).sum())), listed_count=len(lat))
-        return Certificate(np.ascontiguousarray(lat, np.int8), np.asarray(prob, np.float64), attrs, log_prob=logp)
-    tau = cfg.tau if cfg.tau is not None else E.attrs.get("tau")
-    kappa = cfg.kappa if cfg.kappa is not None else E.attrs.get("kappa")
-    attrs.update(mode=MODE_EMPIRICAL, tau=_nan(tau), kappa=_nan(kappa))
-    tables = build_tables(z, cfg.rho, E.counts)
-    res = forward(tables, store=False, progress=progress)
-    attrs.update(reachable_count=str(res.count), dead_end_mass=float(res.dead_end_mass), max_frontier_states=res.max_states)
-    if cfg.count_only:
-        attrs["listed_count"] = 0
-        return empty
-    if searchable and (cfg.near_copies_only or (cfg.max_images is not None and res.count > cfg.max_images)):
-        attrs.update(listed_count=0, verdict_scope=SCOPE_SEARCHED)      # the near-copy search takes over
-        return empty
-    if cfg.max_images is not None and res.count > cfg.max_images:
-        raise TooManyImages(res.count, cfg.max_images)
-    if guard is not None:
-        guard(res.count)
-    else:
-        plan_listing(res.count, (m, h, w)).check(cfg.max_memory)
-    lst = list_from_tables(tables, res.count, progress=progress)
-    attrs["listed_count"] = int(lst.count)
-    return Certificate(lst.latents, lst.prob, attrs, log_prob=lst.log_prob)
+    running = _STAGE_STARTS.pop(t0, None)
+    if running is not None:
+        log(f"      done in {format_seconds((now or time.perf_counter()) - running[1])}")
 
 
-def plan_listing(count: int, latent_shape: tuple[int, int, int], model: Any = None,
-                 train: np.ndarray | None = None, n_gammas: int = 2) -> "Plan":
-    """Estimated memory and time of listing ``count`` latents, decoding them with ``model``
-    and searching their nearest training images (UIR) and each other (M-UIR)."""
-    from .resources import Plan, decode_step, listing_step, neighbour_step, resident_step
-
-    plan = Plan().add(listing_step(count, latent_shape))
-    if model is not None:
-        plan.add(decode_step(count, model))
-        if train is not None:
-            dim = int(np.prod(train.shape[1:]))
-            plan.add(resident_step(f"hold {len(train):,} training images", train))
-            plan.add(neighbour_step(count, len(train), dim, n_gammas=n_gammas))
-    return plan
+def partial_dir(out: str | Path) -> Path:
+    """The working folder of a run: ``OUT.partial``, renamed to ``OUT`` when every stage is done."""
+    out = Path(out)
+    return out.with_name(out.name + ".partial")
 
 
-# ----------------------------------------------------------------------------- images and metrics
+def job_key(job: CertifyConfig, data_sha256: str) -> str:
+    """What decides the outputs: every option but the memory limit, the data and the fscert version."""
+    from . import __version__
+
+    d = asdict(job)
+    d.pop("max_memory_gib")
+    d["enumeration"]["gammas"] = [float(g) for g in d["enumeration"]["gammas"]]
+    return json.dumps({"job": d, "data_sha256": data_sha256, "fscert": __version__}, sort_keys=True)
 
 
-def check_inputs(latent_shape: tuple, model: Any = None, train: np.ndarray | None = None) -> None:
-    """Shapes of latents, model and training images must agree (one-line errors)."""
-    if model is not None:
-        from .autoencoder import check_image_shape, check_latent_shape
+def run_certify(job: CertifyConfig, out: str | Path, force: bool = False, progress: bool = True,
+                log: Callable[[str], None] = print, resume: bool = False) -> CertifyResult:
+    """Run every stage; return the summary. Files written into ``out``:
 
-        check_latent_shape(model.config, latent_shape)
-        if train is not None:
-            check_image_shape(model.config, train.shape)
+    ``model.pt`` (+ ``model.history.json/png``), ``latents.h5``, ``empirical.h5``,
+    ``model_ft.pt``, ``cert.h5``, ``audit.json``, ``summary.json`` and ``report/``.
 
-
-def add_images(cert: Certificate, model: Any, batch: int = 256, progress: bool = False) -> None:
-    """The canonical images of the listed latents (float64 decode, :func:`fscert.blocks.decode_exact`)."""
-    from .blocks import decode_canonical
-
-    cert.images = decode_canonical(model, cert.latents, batch=batch, progress=progress) if len(cert.latents) else \
-        np.zeros((0, model.config.image_channels, model.config.image_size, model.config.image_size), np.uint8)
-
-
-def add_metrics(cert: Certificate, train: np.ndarray, gammas: tuple[float, ...], geometry: Geometry | None = None
-                ) -> None:
-    """Nearest training image, PSNR, UIR flags, M-UIR membership and per-γ rates (DESIGN §7).
-
-    Images are compared in ``geometry`` (default: the whole canvas): only the compared region's
-    pixels enter the PSNR, exactly as ``fscert audit`` compares the cropped images.
-    The per-γ maps hold numbers only where every reachable image is listed (``verdict_scope``
-    "complete"); for a count-only or partial listing each value is JSON null, never a 0 that
-    would read as "no memorization" when nothing was examined (:func:`verdict_words`)."""
-    from .audit import gamma_key
-    from .metrics import m_uir_greedy_mask, nearest_train, passing_mask
-
-    k = len(cert.latents)
-    g = len(gammas)
-    scope = listing_scope(cert.attrs, k)
-    geometry = geometry if geometry is not None else Geometry.whole(np.shape(train)[2:])
-    gen = geometry.rows(cert.images).astype(np.float32) / 255.0
-    ref = geometry.rows(np.asarray(train, np.float32))
-    if k:
-        idx, psnr = nearest_train(gen, ref)
-    else:
-        idx, psnr = np.zeros(0, np.int64), np.zeros(0)
-    flags = np.zeros((k, g), bool)
-    members = np.zeros((k, g), bool)
-    uir, uir_w, muir, muir_w, mass = {}, {}, {}, {}, {}
-    p = cert.prob
-    for j, gamma in enumerate(gammas):
-        passing = passing_mask(psnr, gamma)
-        flags[:, j] = ~passing
-        members[:, j] = m_uir_greedy_mask(gen, passing, gamma) if k else passing
-        key = gamma_key(gamma)
-        if scope != SCOPE_COMPLETE:                   # not every reachable image was checked: no figure
-            uir[key] = uir_w[key] = muir[key] = muir_w[key] = mass[key] = None
-            continue
-        uir[key] = float(passing.mean()) if k else float("nan")
-        uir_w[key] = float(p[passing].sum())
-        muir[key] = float(members[:, j].mean()) if k else float("nan")
-        muir_w[key] = float(p[members[:, j]].sum())
-        mass[key] = float(p[~passing].sum())
-    cert.nearest_train = np.asarray(idx, np.int64)
-    cert.psnr = np.asarray(psnr, np.float64)
-    cert.flags = flags
-    cert.m_uir = members
-    cert.attrs.update(gammas=np.asarray(gammas, np.float64), uir=json.dumps(uir), uir_weighted=json.dumps(uir_w),
-                      m_uir=json.dumps(muir), m_uir_weighted=json.dumps(muir_w), memorization_mass=json.dumps(mass),
-                      verdict_scope=scope)
-
-
-# the verdict scope and its words live in fscert.verdict (re-exported here)
-from .verdict import (SCOPE_COMPLETE, SCOPE_NOT_EXAMINED, SCOPE_SEARCHED, SEARCH_MAPS, VERDICT_MAPS,  # noqa: E402
-                      has_figures, listing_scope, verdict_scope, verdict_words)
-
-
-def certify(inputs: Inputs, cfg: CertifyConfig, progress: bool = False,
-            checkpoint: str | Path | None = None, log: Callable[[str], None] | None = None) -> Certificate:
-    """Enumerate, decode and audit (DESIGN §6.6); fills every attribute of the certificate format.
-
-    With ``checkpoint`` (a path), the listing and the images decoded so far are saved there as
-    the work goes; a later call with the same inputs continues from it (``enumerate --resume``)
-    and gives the same certificate as an uninterrupted run. The caller removes it at the end.
-
-    Once the exact count is known, and before anything is listed, the memory and time of
-    listing, decoding and auditing are estimated (printed with ``log``); above
-    ``cfg.max_memory`` the call refuses (:mod:`fscert.resources`).
+    The stages write into ``OUT.partial``, which becomes ``out`` only when all are done. A
+    failure removes it; Ctrl-C (or SIGTERM) keeps it, and ``resume=True`` then reuses every
+    finished stage (each one's files are written atomically) and the decoding checkpoint of
+    the enumeration, when the options and data are the same. Every stage is deterministic, so
+    a resumed run writes the same certificate as an uninterrupted one.
     """
-    from .data import data_sha256
-    from .hashing import sha256_state_dict
+    from .data import load_images
+    from .hashing import sha256_array
+    from .progress import LINES, heartbeat, is_terminal
 
-    cfg.validate()
-    E = inputs.empirical
-    check_inputs(E.latents.shape, inputs.model, inputs.train)
-    geometry = comparison_geometry(inputs.train, inputs.geometry) if inputs.model is not None else None
-    check_source(E, inputs.train_latents)
-    model_hash = sha256_state_dict(inputs.model.state_dict()) if inputs.model is not None else ""
-    key = latents_sha256(E.latents, E.counts) + cfg.to_json() + model_hash
-    ckpt = _Checkpoint(Path(checkpoint), key) if checkpoint is not None else None
-    cert, n_done = ckpt.load() if ckpt is not None else (None, 0)
+    out = Path(out)
+    if out.exists() and not force:
+        raise FscertError(f"output folder {out} already exists (use --force to overwrite)")
+    t0 = time.perf_counter()
+    x = load_images(job.data, limit=job.n_train, split=job.split)
+    x_test = None
+    if job.test is not None:
+        x_test = load_images(job.test, limit=job.test_limit, split=job.test_split)
+        if x_test.shape[1:] != x.shape[1:]:
+            raise FscertError(f"held-out images (--test) are {'×'.join(map(str, x_test.shape[1:]))} after loading, "
+                              f"training images {'×'.join(map(str, x.shape[1:]))}: they must have the same size and "
+                              "channels")
+    max_memory = None if job.max_memory_gib is None else int(job.max_memory_gib * 2**30)
+    mcfg, tcfg, dcfg, ccfg = job.components(x.shape[1], max_memory)
 
-    def guard(count: int) -> None:
-        train = inputs.train if inputs.model is not None else None
-        plan_listing(count, E.latents.shape[1:], inputs.model, train, len(cfg.gammas)).check(cfg.max_memory, log)
-
-    searchable = inputs.model is not None and inputs.train is not None and cfg.search and not cfg.full_support
-    if cert is None:
-        cert = list_latents(E, cfg, progress=progress, guard=guard, searchable=searchable)
-        if cert.attrs.get("verdict_scope") == SCOPE_SEARCHED:
-            ckpt = None                                   # nothing to decode row by row: no checkpoint
-        train_hash = data_sha256(np.asarray(inputs.train)) if inputs.train is not None and inputs.model is not None else ""
-        cert.attrs.update(model_sha256=model_hash, train_sha256=train_hash, config=cfg.to_json(),
-                          empirical_rows=int(len(E.latents)),
-                          empirical_total=int(E.weights.sum()))
-        cert.attrs.update(inputs.extra_attrs)
-        if geometry is not None:
-            cert.attrs["geometry"] = geometry.to_json()
-        if inputs.model is not None:
-            c = inputs.model.config
-            cert.images = np.zeros((len(cert.latents), c.image_channels, c.image_size, c.image_size), np.uint8)
-        if ckpt is not None:
-            ckpt.start(cert)
-    elif not cfg.count_only:
-        guard(len(cert.latents))
-    if cert.attrs.get("verdict_scope") == SCOPE_SEARCHED:
-        from .verdict import add_search_verdict
-
-        if log is not None:
-            log(f"{cert.attrs['reachable_count']} reachable images: searching every training image's near-copies "
-                "without listing them")
-        add_search_verdict(cert, E.latents, E.counts, inputs.model, Targets(inputs.train, geometry), cfg,
-                           float(cert.attrs["dead_end_mass"]), progress=progress)
-    elif inputs.model is not None:
-        _decode_into(cert, inputs.model, n_done, cfg.batch, ckpt, progress)
-        if inputs.train is not None:
-            add_metrics(cert, inputs.train, tuple(float(g) for g in cfg.gammas), geometry)
-    if "gammas" not in cert.attrs:
-        cert.attrs["gammas"] = np.zeros(0, np.float64)
-    cert.attrs.setdefault("verdict_scope", listing_scope(cert.attrs, len(cert.latents)))
-    add_fidelity(cert, inputs, cfg, geometry, progress=progress)
-    return cert
+    work = partial_dir(out)
+    key = job_key(job, sha256_array(x) + ("" if x_test is None else "+" + sha256_array(x_test)))
+    if resume and (work / "job.json").is_file() and (work / "job.json").read_text() == key:
+        log(f"resuming from {work}")
+        remove_temporaries(work)               # what a killed write left behind
+    else:
+        if resume:
+            log(f"no run to resume in {work} (missing, or other options or data); starting from the beginning")
+        shutil.rmtree(work, ignore_errors=True)
+        plan_training(x, mcfg, job).check(max_memory, log)
+        work.mkdir(parents=True)
+        (work / "job.json").write_text(key)
+    if progress is True and not is_terminal():
+        progress = LINES                       # lines, never bar redraws, in a log (fscert.progress)
+    try:
+        with heartbeat("certify", show=progress, write=log):   # a line after 30 s of silence, off a terminal
+            summary = _stages(job, x, x_test, mcfg, tcfg, dcfg, ccfg, work, out, progress, log, t0)
+        _stage_done(log, t0)
+    except KeyboardInterrupt:
+        log(f"interrupted: finished stages are kept in {work}; rerun with --resume to continue")
+        raise
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    finally:
+        _STAGE_STARTS.pop(t0, None)
+    (work / "job.json").unlink()
+    replace_tree(work, out)                    # OUT is at every moment the old output or the new one
+    return CertifyResult(out, summary)
 
 
-def _decode_into(cert: Certificate, model: Any, start: int, batch: int, ckpt: "_Checkpoint | None",
-                 progress: bool) -> None:
-    """Decode the listed latents from row ``start`` on, saving each chunk to the checkpoint."""
-    from .progress import Progress
+def _stages(job: CertifyConfig, x: np.ndarray, x_test: np.ndarray | None, mcfg, tcfg, dcfg, ccfg, work: Path, out: Path, progress: bool,
+            log: Callable[[str], None], t0: float) -> dict:
+    """The seven stages, each skipped when its files are already in ``work``."""
+    from .audit import audit, report_json
+    from .autoencoder import encode_batched, load_model, model_sha256, save_model
+    from .certificate import latents_sha256, read_certificate, write_certificate
+    from .enumerate import Inputs, certify
+    from .empirical import draw_attrs, draw_samples
+    from .enumeration import TooManyImages
+    from .geometry import Geometry, stored_hw
+    from .hashing import sha256_array
+    from .latents import LatentSet, read_latents, write_latents
+    from .report import build_report
+    from .training import TrainState, finetune_decoder, save_history, train, train_key
 
-    from .blocks import decode_canonical
+    def stage(i: int, name: str, done: Path) -> bool:
+        """Log the stage; True when it must run (its output is not there yet)."""
+        if done.exists():
+            log(f"[{i}/7] {name}: done before, reusing {done.name}")
+            return False
+        _stage(log, i, name, t0)
+        return True
 
-    k = len(cert.latents)
-    chunk = 4 * batch                                 # rows decoded between checkpoint saves
-    for lo in Progress(range(start, k, chunk), desc="decode", unit="chunk", show=progress, leave=False):
-        hi = min(k, lo + chunk)
-        cert.images[lo:hi] = decode_canonical(model, cert.latents[lo:hi], batch=batch)
-        if ckpt is not None:
-            ckpt.save_images(cert.images, lo, hi)
+    if stage(1, f"train the autoencoder on {len(x)} images", work / "model.pt"):
+        state = TrainState(work / "model.partial.pt", train_key(x, mcfg, tcfg))     # resumed with the run
+        model, history = train(x, mcfg, tcfg, progress=progress, state=state)
+        save_history(history, work / "model.pt", title=f"fscert certify: training on {job.data}")
+        save_model(model, work / "model.pt", extra={"data": str(job.data), "data_sha256": sha256_array(x)})
+        state.path.unlink(missing_ok=True)
+    model = load_model(work / "model.pt")
 
+    if stage(2, "encode the training images to ±1 latents", work / "latents.h5"):
+        z = encode_batched(model, x)
+        write_latents(work / "latents.h5", z, attrs={"model_sha256": model_sha256(model), "data_sha256": sha256_array(x),
+                                                      "data": str(job.data), "limit": job.n_train,
+                                                      "config": json.dumps(asdict(mcfg))})
+    z = read_latents(work / "latents.h5").latents
 
-class _Checkpoint:
-    """An HDF5 file beside the certificate: the listing, the images decoded so far (rows
-    [0, n_done)), and a key over the inputs and config so that a stale file is never used."""
+    if stage(3, f"draw {job.trials} Rademacher trials per latent (q = {dcfg.flip_prob:.4g})", work / "empirical.h5"):
+        E = draw_samples(LatentSet(z), dcfg)
+        write_latents(work / "empirical.h5", E.latents,
+                      draw_attrs(dcfg, {"limit": job.n_train, "data": str(job.data)}, latents_sha256(z, None)),
+                      counts=E.counts, source_index=E.source_index)
+    E = read_latents(work / "empirical.h5")
 
-    def __init__(self, path: Path, key: str):
-        self.path, self.key = path, key
+    if stage(4, f"fine-tune the decoder on {len(E.latents)} drawn latents", work / "model_ft.pt"):
+        finetune_decoder(model, E.latents, x[E.source_index], epochs=job.draw_finetune_epochs,
+                         batch_size=job.batch_size, lr=job.lr / 2, seed=job.seed, counts=E.counts, progress=progress)
+        save_model(model, work / "model_ft.pt", extra={"data": str(job.data), "empirical": "empirical.h5"})
+    model = load_model(work / "model_ft.pt")
 
-    def load(self) -> tuple[Certificate | None, int]:
-        import h5py
+    if stage(5, f"enumerate every reachable stitching (ρ = {job.rho})", work / "cert.h5"):
+        geometry = Geometry.for_stored(stored_hw(job.data, job.split), x.shape[2:])   # compare at the stored size
+        extra = {"tau": float(job.tau), "kappa": float(job.kappa), "mode": "empirical", "trials": int(job.trials)}
+        if x_test is not None:
+            from .baseline import heldout_baseline
 
-        if not self.path.exists():
-            return None, 0
+            src = f"{job.test}" + (f", first {job.test_limit}" if job.test_limit else "")
+            extra["baseline"] = json.dumps(heldout_baseline(x, x_test, job.gammas, geometry, src))
+        inputs = Inputs(LatentSet(E.latents, E.counts, E.source_index), model=model, train=x,
+                        extra_attrs=extra, train_latents=z, geometry=geometry)
+        ckpt = work / "cert.partial.h5"
         try:
-            with h5py.File(self.path, "r") as f:
-                if f.attrs.get("key") != self.key:
-                    return None, 0
-                attrs = json.loads(f.attrs["cert_attrs"])
-                cert = Certificate(f["latents"][()], f["prob"][()], attrs, log_prob=f["log_prob"][()])
-                n_done = int(f.attrs["n_done"])
-                if "images" in f:
-                    cert.images = f["images"][()]
-            return cert, n_done
-        except (OSError, KeyError, ValueError):          # a checkpoint cut short: start again
-            return None, 0
+            cert = certify(inputs, ccfg, progress=progress, log=log, checkpoint=ckpt)
+        except TooManyImages as e:
+            log(f"      {e}")
+            ccfg.count_only = True
+            cert = certify(inputs, ccfg, progress=progress, log=log)
+        write_certificate(work / "cert.h5", cert)
+        ckpt.unlink(missing_ok=True)
+    cert = read_certificate(work / "cert.h5")
+    listed = not bool(cert.attrs.get("count_only"))
 
-    def start(self, cert: Certificate) -> None:
-        import h5py
+    audit_res = None
+    if listed and len(cert.latents):
+        if stage(6, "audit every listed image against the training set", work / "audit.json"):
+            geom = Geometry.from_json(cert.attrs.get("geometry"), x.shape[2:])      # the certificate's comparison
+            audit_res = report_json(audit(geom.crop(x), geom.crop(cert.images).astype(np.float32) / 255.0,
+                                          gammas=job.gammas, max_memory=ccfg.max_memory, log=log,
+                                          test_NCHW=None if x_test is None else geom.crop(x_test)))
+            with atomic_path(work / "audit.json") as tmp:
+                tmp.write_text(json.dumps(audit_res, indent=1, default=float))
+        audit_res = json.loads((work / "audit.json").read_text())
 
-        from .errors import atomic_path
-
-        with atomic_path(self.path) as tmp:
-            with h5py.File(tmp, "w") as f:
-                for name in ("latents", "prob", "log_prob", "images"):
-                    if getattr(cert, name, None) is not None:
-                        f.create_dataset(name, data=getattr(cert, name))
-                f.attrs["cert_attrs"] = json.dumps({k: (v.tolist() if isinstance(v, np.ndarray) else
-                                                        v.item() if isinstance(v, np.generic) else v)
-                                                    for k, v in cert.attrs.items()})
-                f.attrs["key"] = self.key
-                f.attrs["n_done"] = 0
-
-    def save_images(self, images: np.ndarray, lo: int, hi: int) -> None:
-        import h5py
-
-        with h5py.File(self.path, "a") as f:
-            f["images"][lo:hi] = images[lo:hi]
-            f.flush()
-            f.attrs["n_done"] = hi
+    _stage(log, 7, "write the HTML report", t0)
+    build_report(cert, work / "report", train_images=x, title=f"fscert certificate: {job.data}",
+                 source=str(out / "cert.h5"), force=True)
+    summary = make_summary(cert, z, job, audit_res, time.perf_counter() - t0)
+    summary["report"] = str(out / "report" / "index.html")
+    with atomic_path(work / "summary.json") as tmp:
+        tmp.write_text(json.dumps(summary, indent=1))
+    return summary
 
 
-from .verify import _describe, _same_array, verify  # noqa: E402,F401  (re-exported from fscert.certify)
+def plan_training(x: np.ndarray, mcfg, job: CertifyConfig):
+    """Estimated memory and time of the three training stages: phase 1 and 2 on the images,
+    then the decoder fine-tune on at most N·T drawn latents (measured on this machine)."""
+    import torch
+
+    from .autoencoder import LocalAutoencoder
+    from .resources import Plan, training_step
+
+    from .noise import flip_probability
+
+    with torch.random.fork_rng():
+        model = LocalAutoencoder(mcfg)
+    n = len(x)
+    # expected distinct draws per image: the unflipped copy (if any trial kept every bit) plus
+    # the flipped trials, which almost never coincide
+    bits = mcfg.latent_channels * mcfg.latent_size ** 2
+    p0 = (1.0 - flip_probability(job.tau, job.kappa)) ** bits
+    rows = int(np.ceil(n * ((1.0 - (1.0 - p0) ** job.trials) + job.trials * (1.0 - p0))))
+    return Plan().add(training_step(n, model, job.batch_size, job.epochs, job.finetune_epochs)).add(
+        training_step(rows, model, job.batch_size, decoder_epochs=job.draw_finetune_epochs,
+                      what="fine-tune about"))

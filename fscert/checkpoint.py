@@ -13,7 +13,9 @@ from typing import Any
 
 import torch
 
-from .errors import FscertError, atomic_path
+from .errors import FscertError
+
+from .fileio import atomic_path
 
 
 def save_checkpoint(path: str | os.PathLike, fmt: str, version: int, config: dict, module: torch.nn.Module,

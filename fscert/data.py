@@ -34,7 +34,7 @@ from typing import Callable
 
 import numpy as np
 
-from . import readers
+from . import array_files, readers
 from .errors import FscertError
 from .readers import IMAGE_SUFFIXES, KINDS, SPLITS, NotAnImage  # noqa: F401  (re-exported)
 
@@ -121,19 +121,19 @@ def _load(path: Path, split: str | None, split_option: str, limit: int | None) -
             return _stack([(path.name, readers.normalise(d), d)], path, limit, False, "stored order of the file")
         order = "stored order of the array"
         if head[:2] == b"PK":
-            a, key = readers.read_npz(path, split, split_option)
+            a, key = array_files.read_npz(path, split, split_option)
             order = f"stored order of array '{key}'"
         elif head[:6] == b"\x93NUMPY":
             a = np.load(path, allow_pickle=False)
         elif head[:8] == b"\x89HDF\r\n\x1a\n":
-            a = readers.read_hdf5(path)
+            a = array_files.read_hdf5(path)
         elif head[:2] == b"\x1f\x8b":
             with gzip.open(path, "rb") as f:
-                a = readers.read_idx(f.read(), path)
+                a = array_files.read_idx(f.read(), path)
         elif head[:4] in (b"\x00\x00\x08\x03", b"\x00\x00\x08\x01"):
-            a = readers.read_idx(path.read_bytes(), path)
+            a = array_files.read_idx(path.read_bytes(), path)
         elif head[:1] == b"\x80":
-            a = readers.read_cifar(path)
+            a = array_files.read_cifar(path)
         else:
             raise FscertError(f"{path} is not an image dataset (expected .npz, .npy, HDF5, MNIST IDX, CIFAR-10 batch, "
                               f"a {KINDS} image or a folder)")

@@ -142,7 +142,7 @@ def unknown_record(gammas, reason: str) -> dict:
 
 def add_fidelity(cert, inputs, cfg, geometry: Geometry | None, progress: bool = False, recon: bool = True) -> None:
     """Fidelity and reconstruction near-copies of ``cert`` (module docstring), from ``inputs``
-    (:class:`fscert.certify.Inputs`: model, training images, training latents) and ``cfg``.
+    (:class:`fscert.enumerate.Inputs`: model, training images, training latents) and ``cfg``.
 
     Always sets ``fidelity`` and, with ``recon``, the two ``recon_*`` maps (null where not
     computed, with the reason in ``fidelity["reason"]`` / ``recon_verdict``)."""
@@ -267,7 +267,7 @@ def check_source(E, train_latents: np.ndarray | None) -> None:
 
 def verify_sources(cert, latents, geometry: Geometry | None, recorded: Geometry | None,
                    train_latents: np.ndarray | None) -> tuple[np.ndarray | None, list[str]]:
-    """For :func:`fscert.certify.verify`: the training latents to recompute the fidelity from (the
+    """For :func:`fscert.enumerate.verify`: the training latents to recompute the fidelity from (the
     given ones, else those stored in the certificate) and the differences between them, E's
     record of its source (``latents``: E, or None), and the recorded geometry against the one
     the training images call for (``geometry``; files without the attribute are not judged)."""

@@ -16,7 +16,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from .errors import atomic_path
+from .fileio import atomic_path
 from .h5input import check_attrs, describe_values, h5_input, input_error
 
 @dataclass

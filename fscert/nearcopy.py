@@ -23,7 +23,7 @@ Per training image t, for the smallest γ (the largest budget) one search gives:
   at every γ (so the figures equal those of a full listing: same latents, same probabilities
   as products of the same conditionals, same images, same PSNR);
 * otherwise a **certified interval** for the count and the mass (binned dynamic program,
-  :func:`fscert.search.count_binned`); the count is exact where both ends agree;
+  :func:`fscert.search_paths.count_binned`); the count is exact where both ends agree;
 * the **best reachable output** (highest PSNR to x_t over *all* reachable latents): the
   search's exact minimum h(root) when some output is within the budget; otherwise the
   search is repeated at budgets 4×, 16×, 64× larger (γ − 6, −12, −18 dB) and, if none
@@ -32,10 +32,8 @@ Per training image t, for the smallest γ (the largest budget) one search gives:
 Probabilities are renormalised over dead ends exactly as the listing's:
 prob = product of conditionals / (1 − dead_end_mass).
 
-Union over training images (the memorization mass P[an output is within γ of some
-training image] and the number of such outputs): exact (deduplicated latents) when every
-training image's near-copies were listed; otherwise bounded: max_t ≤ union ≤ Σ_t, tightened
-by the listed part, and the reason is recorded.
+Union over training images (:mod:`fscert.nearcopy_union`): exact where every training image's
+near-copies were listed, otherwise bounded, and the reason is recorded.
 """
 from __future__ import annotations
 
@@ -44,13 +42,17 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
+import torch
 
 from .blocks import BlockDecoder, BlockErrors, decode_exact, generated_values
-from .enumeration import Tables, build_tables
+from .enumeration.tables import Tables, build_tables
 from .geometry import Targets, targets_of
-from .metrics.nearest import psnr_from_sqdist, sqdist_from_psnr
-from .search import (SLACK, Graph, Layout, SearchTooLarge, count_binned, list_paths, make_layout, search,
-                     tokens_to_latents)
+from .metrics import nearest_train
+from .metrics.nearest import Rows, exact_sqdist, psnr_from_sqdist, sqdist_from_psnr
+from .nearcopy_union import dedupe, disjoint_groups, psnr_matrix, union_bounds
+from .progress import Progress
+from .search import SLACK, Graph, Layout, SearchTooLarge, _window_keys, make_layout, search
+from .search_paths import count_binned, list_paths, tokens_to_latents
 from .survival import Survival, SurvivalTooLarge
 
 #: budget multipliers tried when no output is within the smallest γ (−6, −12, −18 dB)
@@ -139,8 +141,6 @@ class NearCopySearch:
         return suffix * (1.0 - SLACK)
 
     def cost_fn(self, err: BlockErrors) -> Callable:
-        from .search import _window_keys
-
         lay = self.layout
 
         def cost(i: int, parent: np.ndarray, pair: np.ndarray, child: np.ndarray) -> np.ndarray:
@@ -167,10 +167,6 @@ class NearCopySearch:
 
     def canonical_psnr(self, latents: np.ndarray, t: int, batch: int = 4096) -> np.ndarray:
         """PSNR of each latent's canonical image to training image t, as the metrics compute it."""
-        import torch
-
-        from .metrics.nearest import Rows, exact_sqdist
-
         if len(latents) == 0:
             return np.zeros(0)
         out = np.empty(len(latents))
@@ -312,28 +308,21 @@ class NearCopyResult:
         return self.searcher.images(latents)
 
 
-def _renorm(raw: float, dead: float) -> float:
-    return raw / (1.0 - dead)
-
-
 def near_copy_search(latents: np.ndarray, counts: np.ndarray | None, rho: int, model,
                      train: np.ndarray | Targets, cfg: NearCopyConfig, dead_end_mass: float, progress: bool = False,
                      tables: Tables | None = None, train_indices: list[int] | None = None) -> NearCopyResult:
     """Run :class:`NearCopySearch` for every training image (or ``train_indices``) and merge: the
     listed near-copies deduplicated, each one's nearest training image and PSNR computed as the
-    listing's metrics do (``metrics.nearest_train``), and the union bounded (:func:`_union`).
+    listing's metrics do (``metrics.nearest_train``), and the union bounded
+    (:func:`fscert.nearcopy_union.union_bounds`).
 
     ``train``: canvas images compared on the whole canvas, or :class:`fscert.geometry.Targets`
     (canvas images and the region compared: every PSNR, budget and distance is over the region)."""
-    from .progress import Progress
-
-    from .metrics import nearest_train
-
     s = NearCopySearch(latents, counts, rho, model, train, cfg, tables)
     s.survival.progress = progress
     idx = list(range(len(train))) if train_indices is None else list(train_indices)
     per = [s.run_one(t) for t in Progress(idx, desc="near-copies", unit="training image", show=progress, leave=False)]
-    lat, raw, pair_row, pair_train, pair_psnr = _dedupe(per, s.tables.shape)
+    lat, raw, pair_row, pair_train, pair_psnr = dedupe(per, s.tables.shape)
     c = model.config
     images = s.images(lat) if len(lat) else np.zeros((0, c.image_channels, c.image_size, c.image_size), np.uint8)
     gen = s.geometry.rows(generated_values(images))
@@ -350,139 +339,11 @@ def near_copy_search(latents: np.ndarray, counts: np.ndarray | None, rho: int, m
     overlap, groups = {}, None
     if unlisted:
         if len(lat):                                 # listed near-copies also near an unlisted image
-            psnr = _psnr_matrix(gen, s.train_rows[unlisted])
+            psnr = psnr_matrix(gen, s.train_rows[unlisted])
             overlap = {t: [(int((psnr[:, i] >= g).sum()), float(prob[psnr[:, i] >= g].sum())) for g in s.gammas]
                        for i, t in enumerate(unlisted)}
         groups = disjoint_groups(s.train_rows, [s.budget(g) for g in s.gammas])
-    union = _union(per, s.gammas, flags, prob, dead_end_mass, overlap, groups)
+    union = union_bounds(per, s.gammas, flags, prob, dead_end_mass, overlap, groups)
     return NearCopyResult(s.gammas, dead_end_mass, per, lat, prob, logp, np.asarray(nn_idx, np.int64), nn_psnr,
                           flags, pair_row, pair_train, pair_psnr, union, ties=s.dec.ties,
                           windows_decoded=s.dec.decoded, images=images, searcher=s)
-
-
-def _psnr_matrix(gen: np.ndarray, train: np.ndarray, pairs: int = 1 << 22) -> np.ndarray:
-    """Exact PSNR (the metrics' float64 sums) of every generated row to every given training row,
-    in blocks of at most ``pairs`` pairs."""
-    from .metrics import pairwise_psnr
-
-    g = gen.reshape(len(gen), -1)
-    t = np.asarray(train, np.float32).reshape(len(train), -1)
-    out = np.empty((len(g), len(t)))
-    step = max(1, pairs // max(1, len(t)))
-    for lo in range(0, len(g), step):
-        out[lo:lo + step] = pairwise_psnr(g[lo:lo + step], t)
-    return out
-
-
-def _dedupe(per: list[TrainResult], shape) -> tuple[np.ndarray, ...]:
-    """The listed near-copies of every training image, deduplicated, in the listing's order
-    (lexicographic in the raster token sequence), with their raw probabilities and every
-    (near-copy row, training image, PSNR) pair sorted by row then training index."""
-    m, h, w = shape
-    rows: dict[bytes, int] = {}
-    lat_list, raw_list = [], []
-    pr, pt, pp = [], [], []
-    for r in per:
-        if r.latents is None:
-            continue
-        for k in range(len(r.latents)):
-            key = r.latents[k].tobytes()
-            j = rows.get(key)
-            if j is None:
-                j = rows[key] = len(lat_list)
-                lat_list.append(r.latents[k])
-                raw_list.append(r.raw_prob[k])
-            pr.append(j), pt.append(r.index), pp.append(float(r.psnr[k]))
-    n = len(lat_list)
-    lat = np.stack(lat_list) if n else np.zeros((0, m, h, w), np.int8)
-    raw = np.asarray(raw_list, np.float64)
-    pair_row, pair_train, pair_psnr = np.asarray(pr, np.int64), np.asarray(pt, np.int64), np.asarray(pp, np.float64)
-    order = np.lexsort(lat.transpose(0, 2, 3, 1).reshape(n, -1).T[::-1]) if n else np.zeros(0, np.int64)
-    rank = np.empty(n, np.int64)
-    rank[order] = np.arange(n)
-    pair_row = rank[pair_row] if n else pair_row
-    o2 = np.lexsort((pair_train, pair_row))
-    return lat[order], raw[order], pair_row[o2], pair_train[o2], pair_psnr[o2]
-
-
-def disjoint_groups(train: np.ndarray, budgets: list[float], chunk: int = 1024) -> list[np.ndarray]:
-    """Per budget B: a group id per training image such that images in different groups have
-    disjoint near-copy sets. An output within B of both x_t and x_t′ puts them within 2√B of
-    each other (triangle inequality), so images farther apart than that can share no near-copy;
-    groups are the connected components of "within 2√B" (with a 1e-6 relative margin)."""
-    import torch
-
-    x = torch.from_numpy(np.asarray(train, np.float64).reshape(len(train), -1))
-    n = len(x)
-    out = []
-    for b in budgets:
-        parent = np.arange(n)
-
-        def find(a: int) -> int:
-            while parent[a] != a:
-                parent[a] = parent[parent[a]]
-                a = parent[a]
-            return a
-
-        for lo in range(0, n, chunk):
-            d = torch.cdist(x[lo:lo + chunk], x).pow(2).numpy()
-            ii, jj = np.nonzero(d <= 4 * b * (1 + 1e-6))
-            for i, j in zip((ii + lo).tolist(), jj.tolist()):
-                if i < j:
-                    ri, rj = find(i), find(j)
-                    if ri != rj:
-                        parent[max(ri, rj)] = min(ri, rj)
-        out.append(np.array([find(i) for i in range(n)]))
-    return out
-
-
-def _union(per: list[TrainResult], gammas, flags: np.ndarray, prob: np.ndarray, dead: float,
-           overlap: dict[int, list[tuple[int, float]]] | None = None,
-           groups: list[np.ndarray] | None = None) -> dict[str, Any]:
-    """Per γ: count and mass of outputs within γ of some training image, exact or [low, high].
-
-    ``overlap[t][j]``: count and mass of the listed near-copies that are also within γ_j of an
-    unlisted training image t; they are in the union already, so they are not counted twice.
-    ``groups[j]`` (:func:`disjoint_groups`): unlisted images of different groups have disjoint
-    sets, so the lower end adds each group's largest set; a group with one unlisted image whose
-    figures are exact makes its part of the union exact."""
-    out: dict[str, Any] = {}
-    unlisted = [r for r in per if not r.listed]
-    overlap = overlap or {}
-    for j, g in enumerate(gammas):
-        listed_count = int(flags[:, j].sum())
-        listed_mass = float(prob[flags[:, j]].sum())
-        key = str(int(g)) if float(g).is_integer() else repr(float(g))
-        if not unlisted:
-            out[key] = {"exact": True, "count_low": str(listed_count), "count_high": str(listed_count),
-                        "mass_low": listed_mass, "mass_high": listed_mass, "reason": "every near-copy listed"}
-            continue
-        ov = [overlap.get(r.index, [(0, 0.0)] * len(gammas))[j] for r in unlisted]
-        lows = [max(0, r.count_low[j] - o[0]) for r, o in zip(unlisted, ov)]        # outside the listed union
-        highs = [r.count_high[j] - o[0] if r.count_high[j] >= 0 else -1 for r, o in zip(unlisted, ov)]
-        mlow = [max(0.0, _renorm(r.mass_low[j], dead) - o[1]) for r, o in zip(unlisted, ov)]
-        mhigh = [_renorm(r.mass_high[j], dead) - o[1] for r, o in zip(unlisted, ov)]
-        unknown = any(v < 0 for v in highs) or any(not math.isfinite(v) for v in mhigh)
-        gid = [int(groups[j][r.index]) if groups is not None else 0 for r in unlisted]
-        best_c: dict[int, int] = {}
-        best_m: dict[int, float] = {}
-        for g_id, lo_c, lo_m in zip(gid, lows, mlow):
-            best_c[g_id] = max(best_c.get(g_id, 0), lo_c)
-            best_m[g_id] = max(best_m.get(g_id, 0.0), lo_m)
-        c_lo = listed_count + sum(best_c.values())
-        m_lo = listed_mass + math.fsum(best_m.values())
-        c_hi = None if unknown else listed_count + sum(highs)
-        m_hi = 1.0 if unknown else min(1.0, listed_mass + math.fsum(max(0.0, v) for v in mhigh))
-        exact = c_hi is not None and c_lo == c_hi and m_hi - m_lo <= 1e-12 * max(m_hi, 1e-300)
-        shared = len(set(gid)) < len(gid)
-        out[key] = {"exact": bool(exact), "count_low": str(c_lo), "count_high": None if c_hi is None else str(c_hi),
-                    "mass_low": m_lo if not exact else m_hi, "mass_high": m_hi,
-                    "reason": (f"{len(unlisted)} training image(s) have too many near-copies to list; counted "
-                               "exactly without listing, and no two of them are within 2√B of each other, so "
-                               "their sets cannot overlap: the union is their exact sum" if exact else
-                               f"{len(unlisted)} training image(s) have too many near-copies to list"
-                               + ("; some of them are close enough to share near-copies, so the union is bounded "
-                                  "by the largest set and the sum of the sets" if shared else
-                                  "; their own counts are intervals (cost bins)")
-                               + ("; some searches were too large, so the upper end is unknown" if unknown else ""))}
-    return out

@@ -8,13 +8,13 @@ is at least ε. A reachable latent is a path through the layered graph of fronti
 edges in raster order (DESIGN §6.3–6.4), and its probability is raw / (1 − dead_end_mass).
 So −log raw = Σ −log cond is an additive path cost, and the most probable latents are the
 cheapest paths: :func:`fscert.search.search` finds every path of cost ≤ B without listing the
-rest, and :func:`fscert.search.list_paths` lists them in the enumerator's order.
+rest, and :func:`fscert.search_paths.list_paths` lists them in the enumerator's order.
 
 Search. Edge cost c = −log cond (≥ 0) of its pair (Pre, token) at cell i; radius-0 layout
 (no decoder blocks are involved, so the state is exactly the enumerator's frontier); lower
 bound lb[i] = Σ_{j>i} min over the pairs at cell j of −log cond (every completion pays at
 least that at every later cell, so lb is admissible; it is shrunk by 1e-12 relative so that
-rounding never makes it exceed a real completion). Costs are float64 sums; search.py keeps
+rounding never makes it exceed a real completion). Costs are float64 sums; the search keeps
 every path whose cost is ≤ B and may keep some up to B·(1 + SLACK).
 
 Ranking. The probability of a listed path is recomputed as the float64 product of its
@@ -42,12 +42,12 @@ as above, p_1 ≥ p_2 ≥ …):
   lexicographic order listed), the candidates are that prefix plus the ``known`` paths X
   (the best k candidates of the earlier listings), and the unlisted paths after the last
   listed one ℓ are bounded by q = the *exact* largest float64 product over the graph's paths
-  lexicographically after ℓ that are not in X: a forward pass keeps the |X ∩ after ℓ| + 1
-  largest prefix products per state (:func:`_top_after`), exact because float64
-  multiplication by a positive conditional is monotone (the largest prefix products at a
-  state extend to the largest path products), and X's own products are taken out of that
-  multiset by value (:func:`_max_excluding`). X is in every later graph (its costs are below
-  the later budgets);
+  lexicographically after ℓ that are not in X (:mod:`fscert.probable_unlisted`): a forward
+  pass keeps the |X ∩ after ℓ| + 1 largest prefix products per state (``top_after``), exact
+  because float64 multiplication by a positive conditional is monotone (the largest prefix
+  products at a state extend to the largest path products), and X's own products are taken
+  out of that multiset by value (``max_excluding``). X is in every later graph (its costs
+  are below the later budgets);
 * hence candidate i outranks every unlisted path iff p_i > t(b) and (no overflow, or p_i > q,
   or p_i = q and i comes before ℓ — an unlisted path after ℓ loses a tie to it, but maybe not
   to a known candidate after ℓ); the leading run of candidates that pass is exactly the
@@ -72,7 +72,7 @@ dead_end_mass)) (up to rounding, covered by a 1e-7 relative margin): one search 
 budget, one listing, and the filter prob ≥ ε on the recomputed probabilities gives the exact
 set (count and mass: math.fsum, correctly rounded). If more than ``max_listed`` paths are
 within the budget, nothing is listed as "the set" (``above_complete`` False): the count and
-the mass are bracketed by the binned dynamic program (:func:`fscert.search.count_binned`)
+the mass are bracketed by the binned dynamic program (:func:`fscert.search_paths.count_binned`)
 at b_ε ∓ the margin, ``n_above`` ≤ true count ≤ ``n_above_high`` (None where the binned
 pass was itself too large). When the ε set is complete and holds at least k latents, the
 top k are its first k (every other latent has probability < ε ≤ p_k).
@@ -84,9 +84,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .enumeration import Tables
+from .enumeration.tables import Tables
 from .errors import FscertError
-from .search import Graph, Paths, SearchTooLarge, count_binned, list_paths, make_layout, search, tokens_to_latents
+from .probable_unlisted import lex_after, max_excluding, merge_lex, top_after
+from .search import Graph, SearchTooLarge, make_layout, search
+from .search_paths import Paths, count_binned, list_paths, tokens_to_latents
 
 #: relative margin of the separation threshold t(b) = e^(−b)·(1 + TAIL) (module docstring)
 TAIL = 1e-8
@@ -192,11 +194,11 @@ class _Problem:
         q = -1.0
         last = tok[-1] if paths.overflow and len(tok) else None
         if last is not None:
-            after = _lex_after(known.tok, last) if known is not None else np.zeros(0, bool)
-            q = _max_excluding(_top_after(graph, last, int(after.sum()) + 1),
+            after = lex_after(known.tok, last) if known is not None else np.zeros(0, bool)
+            q = max_excluding(top_after(graph, last, int(after.sum()) + 1),
                                known.raw[after] if known is not None else np.zeros(0))
         if known is not None and len(known.tok):
-            tok, raw, cost = _merge_lex(tok, raw, cost, known.tok, known.raw, known.cost)
+            tok, raw, cost = merge_lex(tok, raw, cost, known.tok, known.raw, known.cost)
         # rank and prove on the renormalised probability (the listing's figure): raw products
         # one ulp apart can become equal after the division, and then tie
         nrm = self.norm if self.norm > 0.0 else 1.0
@@ -206,7 +208,7 @@ class _Problem:
         tail, q = self.tail(b) / nrm, q / nrm           # division is monotone: bounds carry over
         # an unlisted path after ``last`` loses a tie to a candidate before it, not to a known
         # candidate after it (which may come later still): those must beat q strictly
-        late = _lex_after(tok, last) if last is not None else np.zeros(len(tok), bool)
+        late = lex_after(tok, last) if last is not None else np.zeros(len(tok), bool)
         ok = (prob > tail) & ((prob > q) | ((prob == q) & ~late))
         n_proven = len(ok) if ok.all() else int(np.argmin(ok))
         need = "down" if n_proven < len(ok) and prob[n_proven] < q else "up"
@@ -219,80 +221,6 @@ class _Problem:
         prob = raw / self.norm if len(raw) else raw.copy()
         log_prob = -cost - math.log(self.norm) if len(raw) else cost.copy()
         return tokens_to_latents(tok, self.tables.shape), prob, log_prob
-
-
-def _top_after(graph: Graph, last: np.ndarray, kk: int) -> np.ndarray:
-    """The ``kk`` largest float64 raw probabilities (products of conditionals in raster order;
-    a multiset, one value per path, decreasing) over the complete paths of ``graph`` that come
-    after the token sequence ``last`` (a path of the graph) in lexicographic order. Exact.
-
-    One forward pass keeping, per state, the kk largest products over the prefixes reaching it
-    that already went above ``last`` (branched off with a larger token). fl(x·c) is
-    non-decreasing in x for c > 0, so the kk largest path products through a state extend
-    the kk largest prefix products there (a prefix outside them is matched by kk others at
-    least as large along the same edges).
-    """
-    v = np.full((1, kk), -1.0)
-    s = 0
-    x = 1.0
-    for d, lay in enumerate(graph.layers):
-        parent = np.repeat(np.arange(len(lay.row_ptr) - 1), np.diff(lay.row_ptr))
-        lo, hi = int(lay.row_ptr[s]), int(lay.row_ptr[s + 1])
-        e = lo + int(np.searchsorted(lay.tok[lo:hi], last[d]))
-        if e >= hi or lay.tok[e] != last[d]:
-            raise RuntimeError("the last listed path is not a path of the search graph")
-        pv = v[parent]                                              # (E, kk)
-        on = pv >= 0.0
-        ch = np.broadcast_to(lay.child[:, None], pv.shape)[on]
-        val = (pv * lay.cond[:, None])[on]
-        ch = np.concatenate([ch, lay.child[e + 1:hi]])              # branching off above ``last``
-        val = np.concatenate([val, x * lay.cond[e + 1:hi]])
-        nxt = np.full((lay.n_child, kk), -1.0)
-        if len(val):
-            order = np.lexsort((-val, ch))
-            ch, val = ch[order], val[order]
-            first = np.ones(len(ch), bool)
-            first[1:] = ch[1:] != ch[:-1]
-            starts = np.flatnonzero(first)
-            rank = np.arange(len(ch)) - np.repeat(starts, np.diff(np.append(starts, len(ch))))
-            keep = rank < kk
-            nxt[ch[keep], rank[keep]] = val[keep]
-        x = x * lay.cond[e]
-        s = int(lay.child[e])
-        v = nxt
-    out = np.sort(v[v >= 0.0])[::-1]
-    return out[:kk]
-
-
-def _max_excluding(values: np.ndarray, known: np.ndarray) -> float:
-    """Largest of ``values`` (the top |known|+1 products of a set of paths, decreasing) once
-    the products of ``known`` paths of that set are taken out (as a multiset, by value); −1
-    if none is left."""
-    rest = list(values.tolist())
-    for y in known.tolist():
-        if y in rest:
-            rest.remove(y)
-    return max(rest) if rest else -1.0
-
-
-def _lex_after(tok_KL: np.ndarray, last: np.ndarray) -> np.ndarray:
-    """bool (K,): rows of ``tok_KL`` that come after ``last`` in lexicographic order."""
-    diff = tok_KL != last[None, :]
-    first = np.argmax(diff, axis=1)
-    anydiff = diff.any(1)
-    return anydiff & (tok_KL[np.arange(len(tok_KL)), first] > last[first])
-
-
-def _merge_lex(tok_a, raw_a, cost_a, tok_b, raw_b, cost_b):
-    """Union of two path sets (token rows), in lexicographic order, without duplicates."""
-    tok = np.concatenate([tok_a, tok_b])
-    raw = np.concatenate([raw_a, raw_b])
-    cost = np.concatenate([cost_a, cost_b])
-    order = np.lexsort(tok.T[::-1])
-    tok, raw, cost = tok[order], raw[order], cost[order]
-    new = np.ones(len(tok), bool)
-    new[1:] = (tok[1:] != tok[:-1]).any(1)
-    return tok[new], raw[new], cost[new]
 
 
 def _top_k(pb: _Problem, k: int, cap: int) -> tuple[_Ranked, bool, str]:

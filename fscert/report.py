@@ -38,7 +38,7 @@ The certificate stores ``nearest_train`` indices, not the training images, so th
 passed in (``train_images``, float32 N×C×S×S in [0, 1] from :func:`fscert.data.load_images`).
 Every user-provided string reaches the page through jinja2 autoescaping or escaped JSON.
 The folder is built in a temporary folder and renamed into place
-(:func:`fscert.errors.atomic_dir`): no half-written report ever exists.
+(:func:`fscert.fileio.atomic_dir`): no half-written report ever exists.
 """
 from __future__ import annotations
 
@@ -53,7 +53,8 @@ import fscert
 
 from .certificate import Certificate, attr_json, read_certificate
 from .decidability import fidelity_record, recon_psnr
-from .errors import FscertError, atomic_dir
+from .errors import FscertError
+from .fileio import atomic_dir
 from .figure_words import finite
 from .report_charts import PSNR_PNG, write_exposure_chart, write_psnr_histogram
 from .report_data import data_js, write_csv, write_exposure_csv, write_json
@@ -243,7 +244,7 @@ def summarize(cert: Certificate, title: str | None = None, source: str | None = 
         "has_train": has_train,
         "tile_source": tile_source,
         **extra,
-    })
+    }, "js")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -349,7 +350,7 @@ def page_parts(cert: Certificate, shown: Certificate, summary: dict[str, Any], s
     """What the page needs beyond summary.json: the template's ``v`` (verdict), ``x`` (searched),
     ``tv`` (per training image, listed), ``top``, and data.js's extra keys (the exposure or
     per-training table's columns, sprite layouts, per-image badges, other pairs)."""
-    js: dict[str, Any] = {"sprites": jsonable(sprites)}
+    js: dict[str, Any] = {"sprites": jsonable(sprites, "js")}
     page: dict[str, Any] = {"js": js, "search": None, "top": top_page(summary, sprites), "training": None,
                             "verdict": verdict_page(summary["verdict"])}
     if "search" in summary:

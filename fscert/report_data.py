@@ -5,7 +5,7 @@ Guarantees: every file holds the certificate's own values at full precision (``r
 float64); an unknown value is an empty CSV cell or JSON null, never 0; ``data.js`` is one
 JSON object safe inside a script element (:func:`fscert.report_format.safe_json`). The files
 are written into the report's temporary folder, which is renamed into place only when the
-whole report is written (:func:`fscert.errors.atomic_dir`).
+whole report is written (:func:`fscert.fileio.atomic_dir`).
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from .certificate import Certificate
-from .report_format import column, gname, jsonable, num, safe_json
+from .report_format import column, gname, js_number, jsonable, safe_json
 from .report_search import csv_float, exposure_arrays, exposure_ranks, pairs_by_row, train_namer
 
 
@@ -30,19 +30,19 @@ def data_js(cert: Certificate, gen: dict[str, Any] | None, train: dict[str, Any]
     other training images each near-copy is within the smallest γ of —, ``sprites`` for the
     static tiles, ``label``); already plain JSON values."""
     k = len(cert.prob) if gen is not None else 0
-    data: dict[str, Any] = {"n": k, "gammas": [num(g) for g in cert.gammas], "gen": None, "train": None,
+    data: dict[str, Any] = {"n": k, "gammas": [js_number(g) for g in cert.gammas], "gen": None, "train": None,
                             "prob": [], "psnr": None, "nearest": None, "trainSlot": None,
                             "flags": None, "muir": None}
     data.update(extra or {})
     if k:
-        data["gen"] = jsonable(gen)
+        data["gen"] = jsonable(gen, "js")
         data["prob"] = cert.prob.astype(np.float64).tolist()
         if cert.psnr is not None:
-            data["psnr"] = [num(v) for v in cert.psnr.astype(np.float64).tolist()]
+            data["psnr"] = [js_number(v) for v in cert.psnr.astype(np.float64).tolist()]
         if cert.nearest_train is not None:
             data["nearest"] = cert.nearest_train.astype(np.int64).tolist()
         if train is not None:
-            data["train"] = jsonable({key: v for key, v in train.items() if key not in ("slot", "index")})
+            data["train"] = jsonable({key: v for key, v in train.items() if key not in ("slot", "index")}, "js")
             data["trainSlot"] = train["slot"].tolist()
         for key, arr in (("flags", cert.flags), ("muir", cert.m_uir)):
             cols = [column(arr, j) for j in range(len(cert.gammas))]
@@ -52,7 +52,7 @@ def data_js(cert: Certificate, gen: dict[str, Any] | None, train: dict[str, Any]
 
 
 def write_json(path: Path, obj: Any) -> None:
-    path.write_text(json.dumps(jsonable(obj), indent=2, ensure_ascii=False, allow_nan=False) + "\n", encoding="utf-8")
+    path.write_text(json.dumps(jsonable(obj, "js"), indent=2, ensure_ascii=False, allow_nan=False) + "\n", encoding="utf-8")
 
 
 def write_csv(path: Path, cert: Certificate, searched: Certificate | None = None) -> None:

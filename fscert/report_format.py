@@ -1,6 +1,6 @@
 """Formatting shared by the report's modules: JSON-safe values, numbers in words, per-γ maps.
 
-Guarantees: :func:`jsonable` turns numpy values and non-finite floats into plain JSON values
+Guarantees: :func:`fscert.jsonio.jsonable` (``"js"``) turns numpy values and non-finite floats into plain JSON values
 ("NaN", "Infinity" as strings that JavaScript's Number() reads), so ``summary.json`` and
 ``data.js`` are always valid JSON; :func:`safe_json` is safe inside a ``<script>`` element;
 :func:`fmt_num` never shows an absent or NaN value as a number ("n/a", "unknown").
@@ -15,39 +15,15 @@ from typing import Any
 
 import numpy as np
 
+from .jsonio import js_number, jsonable  # noqa: F401  (the report modules import them from here)
+
 from .figure_words import count_in_words, fig, finite, gname, interval  # noqa: F401  (re-exported)
-
-
-def num(v: float) -> float | str:
-    """A float for JSON; ±inf and NaN become the strings JavaScript's Number() understands."""
-    if math.isfinite(v):
-        return v
-    return "NaN" if math.isnan(v) else ("Infinity" if v > 0 else "-Infinity")
-
-
-def jsonable(v: Any) -> Any:
-    """numpy scalars/arrays and non-finite floats → plain JSON values."""
-    if isinstance(v, dict):
-        return {str(k): jsonable(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [jsonable(x) for x in v]
-    if isinstance(v, np.ndarray):
-        return jsonable(v.tolist())
-    if isinstance(v, (bool, np.bool_)):
-        return bool(v)
-    if isinstance(v, (int, np.integer)):
-        return int(v)
-    if isinstance(v, (float, np.floating)):
-        return num(float(v))
-    if isinstance(v, bytes):
-        return v.decode("utf-8", "replace")
-    return v
 
 
 def safe_json(obj: Any) -> str:
     """JSON that is safe inside a script (``<``, ``>``, ``&`` and U+2028/9 escaped; no NaN).
 
-    ``obj`` must hold plain Python values (see :func:`jsonable`); the per-image columns are
+    ``obj`` must hold plain Python values (see :func:`fscert.jsonio.jsonable`); the per-image columns are
     built with ``tolist()``, which is much faster than converting a million values one by one.
     """
     text = json.dumps(obj, separators=(",", ":"), ensure_ascii=True, allow_nan=False)

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from .certificate import Certificate, attr_json
-from .report_format import count_in_words, fig, finite, gamma_map, gname, interval, num, psnr_text
+from .report_format import count_in_words, fig, finite, gamma_map, gname, interval, js_number, psnr_text
 from .report_sprites import image_tiles, latent_tiles, write_sprites
 
 EXPOSURE_PNG = "exposure.png"
@@ -235,7 +235,7 @@ def search_summary(cert: Certificate, config: dict[str, Any]) -> dict[str, Any]:
             for j in range(len(gammas)):
                 row += [finite(exp["clo"][t, j]), finite(exp["chi"][t, j])]
             bp = float(exp["best_psnr"][t])
-            row += [None if math.isnan(bp) else num(bp), bool(exp["best_exact"][t]), finite(exp["best_prob"][t])]
+            row += [None if math.isnan(bp) else js_number(bp), bool(exp["best_exact"][t]), finite(exp["best_prob"][t])]
             ex_rows.append(row)
         ranking = {gname(g): exposure_ranking(exp["lo"], exp["hi"], j).tolist() for j, g in enumerate(gammas)}
     listed_all = bool(smallest and smallest["exact"] and smallest["near_copies"] == k)
@@ -336,12 +336,12 @@ def search_page(cert: Certificate, summary: dict[str, Any], sprites: dict[str, A
     names = [name(t) for t in range(s)]
     js["exposure"] = {
         "n": s, "gammaNames": [gname(g) for g in gammas], "defaultGamma": j0 or 0, "pageSize": EXPOSURE_PAGE,
-        "lo": [[num(v) for v in exp["lo"][:, j].tolist()] for j in range(g_n)],
-        "hi": [[num(v) for v in exp["hi"][:, j].tolist()] for j in range(g_n)],
-        "cntLo": [[num(v) for v in exp["clo"][:, j].tolist()] for j in range(g_n)],
-        "cntHi": [[num(v) for v in exp["chi"][:, j].tolist()] for j in range(g_n)],
-        "bestPsnr": [num(v) for v in exp["best_psnr"].tolist()], "bestExact": np.isin(exp["best_kind"], (0, 2)).astype(int).tolist(),
-        "bestProb": [num(v) for v in exp["best_prob"].tolist()],
+        "lo": [[js_number(v) for v in exp["lo"][:, j].tolist()] for j in range(g_n)],
+        "hi": [[js_number(v) for v in exp["hi"][:, j].tolist()] for j in range(g_n)],
+        "cntLo": [[js_number(v) for v in exp["clo"][:, j].tolist()] for j in range(g_n)],
+        "cntHi": [[js_number(v) for v in exp["chi"][:, j].tolist()] for j in range(g_n)],
+        "bestPsnr": [js_number(v) for v in exp["best_psnr"].tolist()], "bestExact": np.isin(exp["best_kind"], (0, 2)).astype(int).tolist(),
+        "bestProb": [js_number(v) for v in exp["best_prob"].tolist()],
         "expText": exp_text, "cntText": cnt_text, "bestText": best_text, "probText": prob_text, "names": names}
     order = exposure_ranking(exp["lo"], exp["hi"], j0 or 0)[:EXPOSURE_PAGE].tolist()
     x["table"] = [{"rank": r + 1, "t": t, "name": names[t], "best": best_text[t], "best_exact": bool(exp["best_exact"][t]),

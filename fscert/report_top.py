@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from .certificate import Certificate
-from .report_format import fig, finite, num
+from .report_format import fig, finite, js_number
 from .report_sprites import image_tiles, latent_tiles, write_sprites
 
 TOP_SHOWN = 1000       # most probable outputs shown on the page (top.csv lists them all)
@@ -35,7 +35,7 @@ def top_summary(cert: Certificate) -> dict[str, Any]:
     note = cert.attrs.get("top_note")
     return {"k": int(len(p)), "covered_mass": mass if mass is not None else float(math.fsum(p.tolist())),
             "note": str(note) if note else None,
-            "rows": [[i + 1, float(a), num(float(b))] for i, (a, b) in enumerate(zip(p.tolist(), lp.tolist()))]}
+            "rows": [[i + 1, float(a), js_number(float(b))] for i, (a, b) in enumerate(zip(p.tolist(), lp.tolist()))]}
 
 
 def write_top_sprites(cert: Certificate, folder: Path, progress: bool) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from .certificate import Certificate
-from .report_format import fig, gname, num, psnr_text
+from .report_format import fig, gname, js_number, psnr_text
 from .report_search import EXPOSURE_PAGE, csv_float, exposure_ranking, exposure_ranks, train_namer
 from .verdict import SCOPE_COMPLETE, verdict_scope
 from .decidability import (BADGE_COPY, BADGE_NO_COPY_FOUND, BADGE_NOT_DECIDABLE, BADGE_NOVEL, badge_codes,
@@ -48,7 +48,7 @@ def grid_badges(shown: Certificate, cert: Certificate) -> dict[str, Any] | None:
         return None
     recon = recon_psnr(cert)
     return {"codes": [c.tolist() for c in codes], "names": {str(k): v for k, v in BADGE_NAMES.items()},
-            "decidable": decidable, "reconPsnr": None if recon is None else [num(float(v)) for v in recon.tolist()],
+            "decidable": decidable, "reconPsnr": None if recon is None else [js_number(float(v)) for v in recon.tolist()],
             "median": finite(fid.get("psnr_median")) if fid else None}
 
 
@@ -122,7 +122,7 @@ def add_recon_and_decidability(js: dict[str, Any], table: list[dict[str, Any]], 
     known = bool(np.isfinite(rec).any())
     js["reconText"] = [f"{psnr_text(float(v))} dB" if not math.isnan(v) else "not recorded" for v in rec.tolist()] \
         if known else None
-    js["recon"] = [num(float(v)) for v in rec.tolist()] if known else None
+    js["recon"] = [js_number(float(v)) for v in rec.tolist()] if known else None
     for row in table:
         row["recon"] = js["reconText"][row["t"]] if known else None
     return known
@@ -145,11 +145,11 @@ def training_view(cert: Certificate, n_train: int | None, has_train: bool) -> di
     prob_text = [fig(float(v)) if math.isfinite(v) else "—" for v in t["best_prob"].tolist()]
     j0 = int(np.argmin(gammas)) if gammas else 0
     js = {"n": s, "gammaNames": [gname(g) for g in gammas], "defaultGamma": j0, "pageSize": EXPOSURE_PAGE,
-          "lo": [[num(v) for v in t["mass"][:, j].tolist()] for j in range(g_n)],
-          "hi": [[num(v) for v in t["mass"][:, j].tolist()] for j in range(g_n)],
+          "lo": [[js_number(v) for v in t["mass"][:, j].tolist()] for j in range(g_n)],
+          "hi": [[js_number(v) for v in t["mass"][:, j].tolist()] for j in range(g_n)],
           "cntLo": [t["count"][:, j].tolist() for j in range(g_n)], "cntHi": [t["count"][:, j].tolist() for j in range(g_n)],
-          "bestPsnr": [num(v) for v in t["best_psnr"].tolist()], "bestExact": (t["best_row"] >= 0).astype(int).tolist(),
-          "bestProb": [num(v) for v in t["best_prob"].tolist()], "bestSlot": t["best_row"].tolist(), "bestSet": "gen",
+          "bestPsnr": [js_number(v) for v in t["best_psnr"].tolist()], "bestExact": (t["best_row"] >= 0).astype(int).tolist(),
+          "bestProb": [js_number(v) for v in t["best_prob"].tolist()], "bestSlot": t["best_row"].tolist(), "bestSet": "gen",
           "expText": exp_text, "cntText": cnt_text, "bestText": best_text, "probText": prob_text, "names": names}
     order = exposure_ranking(t["mass"], t["mass"], j0)[:EXPOSURE_PAGE].tolist()
     table = [{"rank": r + 1, "t": i, "name": names[i], "best": best_text[i], "best_exact": bool(t["best_row"][i] >= 0),

@@ -3,21 +3,25 @@
 Every command that lists, decodes, trains or searches nearest neighbours first builds a
 :class:`Plan` of its steps, prints one line with the estimated peak memory and time, and
 refuses (one-line :class:`~fscert.errors.FscertError`, nothing written) when the memory
-estimate exceeds the limit: ``--max-memory`` GiB, by default three quarters of the
-machine's physical memory.
+estimate exceeds ``--max-memory`` GiB (default: ¾ of the machine's physical memory).
 
 Memory is counted from array sizes (what the step keeps and its largest working buffer).
-Time is *measured*, not assumed: a small calibration of the same kernel on this machine
-(decoding a batch, one training step, one float32 matrix product) is timed and
-extrapolated. Calibrations run on throwaway copies under a forked RNG, so they never
-change a result: estimates are printed, never stored in an output.
+Time is a model of the work, never a measurement: counts of the work's units (optimiser
+steps, multiply-accumulates and values written per image, batches, flops of the
+nearest-neighbour products, sampled candidates) times per-unit costs measured once on a
+reference machine by ``tests/benchmarks/test_bench_costs.py`` and shipped as
+``fscert/costs.json``. Estimating runs no kernel and draws no random number, so the same
+inputs always give the same estimate and an estimate never changes a result; the arithmetic
+of a network is counted by a forward pass on PyTorch's ``meta`` device (shapes only).
 """
 from __future__ import annotations
 
-import copy
+import functools
+import json
+import math
 import os
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from importlib import resources as importlib_resources
 from typing import Callable
 
 import numpy as np
@@ -26,8 +30,11 @@ from .errors import FscertError
 
 #: fraction of physical memory used when no --max-memory is given
 DEFAULT_FRACTION = 0.75
-#: rows timed when calibrating a kernel
-CALIBRATION_ROWS = 64
+CALIBRATION_ROWS = 64       # rows timed by fscert.empirical.plan_draws (a calibration of < 0.1 s)
+#: the per-unit costs, a data file of the fscert package
+COSTS_FILE = "costs.json"
+#: images per batch of decode_batched / encode_batched and of fscert.training.evaluate
+FORWARD_BATCH = 256
 
 
 def machine_memory() -> int:
@@ -68,13 +75,185 @@ def time_str(s: float) -> str:
     return f"{s / 3600:.1f} h"
 
 
+@dataclass(frozen=True)
+class Costs:
+    """Seconds per unit of work on the reference machine ``machine`` (``fscert/costs.json``)."""
+
+    machine: str
+    train_step_s: float          # per optimiser step (batching, zero_grad, loss, Adam's fixed part)
+    train_param_s: float         # per parameter per optimiser step (Adam's update)
+    train_mac_s: float           # per multiply-accumulate of a k×k convolution, per image, trained (fwd + bwd)
+    train_pointwise_mac_s: float  # per multiply-accumulate of a 1×1 convolution or linear layer, trained
+    train_value_s: float         # per value written by the forward pass, per image, trained
+    forward_batch_s: float       # per batch of a no-grad forward pass (decode, encode, evaluate)
+    forward_mac_s: float         # per multiply-accumulate of a k×k convolution, per image, no grad
+    forward_pointwise_mac_s: float  # per multiply-accumulate of a 1×1 convolution or linear layer, no grad
+    forward_value_s: float       # per value written, per image, no grad
+    search_flop_s: float         # per flop of the nearest-neighbour products (topk and re-ranking included)
+    sample_candidate_s: float    # direct sampling: per (sample, cell, candidate pattern)
+    sample_word_s: float         # direct sampling: per (sample, cell, candidate, 64-bit context word)
+    sample_cell_s: float         # direct sampling: per (sample, cell): packing, draws, flips
+
+
+def parse_costs(text: str) -> Costs:
+    """:class:`Costs` from the JSON of ``costs.json``: ``{"machine": ..., "costs": {name: seconds}}``."""
+    blob = json.loads(text)
+    names = [f.name for f in fields(Costs) if f.name != "machine"]
+    missing = [n for n in names if n not in blob.get("costs", {})]
+    if missing:
+        raise FscertError(f"{COSTS_FILE} lacks the per-unit costs {', '.join(missing)}; "
+                          "rerun FSCERT_WRITE_COSTS=1 make bench")
+    return Costs(machine=str(blob["machine"]), **{n: float(blob["costs"][n]) for n in names})
+
+
+@functools.lru_cache(maxsize=1)
+def reference_costs() -> Costs:
+    """The shipped per-unit costs, read once through :mod:`importlib.resources` (so they load
+    from an installed wheel as from the source tree)."""
+    try:
+        text = importlib_resources.files("fscert").joinpath(COSTS_FILE).read_text(encoding="utf-8")
+    except OSError as e:
+        raise FscertError(f"the per-unit costs ({COSTS_FILE}) are missing from the fscert package: {e}") from e
+    return parse_costs(text)
+
+
+@dataclass(frozen=True)
+class Work:
+    """One image through a network: multiply-accumulates of k×k and pointwise (1×1, linear) layers, values written."""
+
+    macs: float = 0.0
+    pointwise_macs: float = 0.0
+    values: float = 0.0
+
+    def __add__(self, other: "Work") -> "Work":
+        return Work(self.macs + other.macs, self.pointwise_macs + other.pointwise_macs, self.values + other.values)
+
+
+def network_work(net, input_shape: tuple[int, ...]) -> Work:
+    """Work of one forward pass of one input of shape ``input_shape`` (no batch axis) through ``net``.
+
+    Every leaf module adds the values it writes; a convolution adds its weight count times its
+    output positions (transposed: times its input positions), a linear layer its weight count
+    per output row. ``net`` should be on the ``meta`` device (:func:`model_work`): shapes only."""
+    import torch  # noqa: PLC0415 - slow (1.5 s measured); the CLI imports this module for gib_to_bytes
+    import torch.nn as nn  # noqa: PLC0415
+
+    total = [0.0, 0.0, 0.0]                                           # macs, pointwise macs, values
+
+    def count(mod, inp, out) -> None:
+        if isinstance(mod, nn.ConvTranspose2d):
+            total[0] += mod.weight.numel() * inp[0].shape[-2] * inp[0].shape[-1]
+        elif isinstance(mod, nn.Conv2d):
+            total[0 if mod.kernel_size != (1, 1) else 1] += mod.weight.numel() * out.shape[-2] * out.shape[-1]
+        elif isinstance(mod, nn.Linear):
+            total[1] += mod.weight.numel() * (out.numel() // out.shape[-1])
+        total[2] += out.numel()
+
+    handles = [m.register_forward_hook(count) for m in net.modules() if not list(m.children())]
+    try:
+        with torch.no_grad():
+            net(torch.zeros((1, *input_shape), device="meta"))
+    finally:
+        for h in handles:
+            h.remove()
+    return Work(*total)
+
+
+@dataclass(frozen=True)
+class ModelWork:
+    """Per-image work of an autoencoder's parts and their parameter counts."""
+
+    encoder: Work
+    decoder: Work
+    encoder_params: int
+    decoder_params: int
+
+
+def model_work(model) -> ModelWork:
+    """:class:`ModelWork` of ``model`` (a :class:`~fscert.autoencoder.LocalAutoencoder`), counted on
+    a ``meta``-device copy built from its config (a few ms): the model's weights, the random
+    generators and memory are not touched."""
+    import torch  # noqa: PLC0415 - slow import, see network_work
+
+    c = model.config
+    with torch.device("meta"):                     # no memory, no initialisation draws
+        meta = type(model)(c)
+    n_params = lambda net: int(sum(p.numel() for p in net.parameters()))  # noqa: E731
+    return ModelWork(network_work(meta.encoder, (c.image_channels, c.image_size, c.image_size)),
+                     network_work(meta.decoder, (c.latent_channels, c.latent_size, c.latent_size)),
+                     n_params(meta.encoder), n_params(meta.decoder))
+
+
+def forward_seconds(work: Work, images: int, batch: int = FORWARD_BATCH, costs: Costs | None = None) -> float:
+    """A no-grad forward pass of ``images`` in batches of ``batch``: ``images·(macs·forward_mac_s +
+    pointwise_macs·forward_pointwise_mac_s + values·forward_value_s) + batches·forward_batch_s``."""
+    c = costs or reference_costs()
+    per_image = (work.macs * c.forward_mac_s + work.pointwise_macs * c.forward_pointwise_mac_s
+                 + work.values * c.forward_value_s)
+    return 0.0 if images <= 0 else images * per_image + math.ceil(images / batch) * c.forward_batch_s
+
+
+def fit_seconds(work: Work, params: int, images: int, epochs: int, batch: int, costs: Costs | None = None) -> float:
+    """``epochs`` of training over ``images`` in batches of ``batch``, ``params`` trained:
+    ``steps·(train_step_s + params·train_param_s) + epochs·images·(macs·train_mac_s + …)``, the
+    ``…`` as in :func:`forward_seconds`, with ``steps = epochs·⌈images / batch⌉``."""
+    c = costs or reference_costs()
+    steps = epochs * math.ceil(images / batch) if images > 0 and epochs > 0 else 0
+    per_image = (work.macs * c.train_mac_s + work.pointwise_macs * c.train_pointwise_mac_s
+                 + work.values * c.train_value_s)
+    return 0.0 if steps == 0 else steps * (c.train_step_s + params * c.train_param_s) + epochs * images * per_image
+
+
+def evaluations(epochs: int, points: int = 100) -> int:
+    """Evaluations in a training phase of ``epochs`` (as ``fscert.training._eval_now``: ~``points``)."""
+    every = max(1, -(-epochs // max(1, points)))
+    return 0 if epochs <= 0 else epochs // every + (1 if epochs % every else 0)
+
+
+def matmul_flops() -> float:
+    """Flop/s of the nearest-neighbour products (float32 matrix products, top-k and exact
+    re-ranking included) on the reference machine: ``1 / search_flop_s``."""
+    return 1.0 / reference_costs().search_flop_s
+
+
+def decode_work(model) -> Work:
+    """A decoded image: the decoder, then ``to_uint8`` (clamp, scale, round, cast: 4 passes)."""
+    c = model.config
+    return model_work(model).decoder + Work(values=4 * c.image_channels * c.image_size ** 2)
+
+
+def encode_work(model) -> Work:
+    """An encoded image: the encoder, then tanh, sign and the int8 cast (3 passes over the latent)."""
+    c = model.config
+    return model_work(model).encoder + Work(values=3 * c.latent_channels * c.latent_size ** 2)
+
+
+def decode_seconds_per_image(model) -> float:
+    """Modelled seconds to decode one latent with ``model`` (in full batches)."""
+    return forward_seconds(decode_work(model), FORWARD_BATCH) / FORWARD_BATCH
+
+
+def encode_seconds_per_image(model) -> float:
+    """Modelled seconds to encode one image with ``model`` (in full batches)."""
+    return forward_seconds(encode_work(model), FORWARD_BATCH) / FORWARD_BATCH
+
+
+def train_seconds_per_image(model, batch_size: int, decoder_only: bool = False, epochs: int = 3) -> float:
+    """Modelled seconds per image and epoch of phase 1 or (``decoder_only``) of the decoder-only
+    loops, in full batches, without evaluation (``epochs`` does not change it; kept for callers)."""
+    w, b = model_work(model), max(1, int(batch_size))
+    if decoder_only:
+        return fit_seconds(w.decoder, w.decoder_params, b, 1, b) / b
+    return fit_seconds(w.encoder + w.decoder, w.encoder_params + w.decoder_params, b, 1, b) / b
+
+
 @dataclass
 class Step:
     """One step of a plan: what it does, the bytes it needs, its estimated seconds."""
 
     what: str
     bytes: int
-    time_s: float = 0.0          # estimated seconds (calibrated on this machine)
+    time_s: float = 0.0          # estimated seconds: counts × per-unit costs of the reference machine
 
 
 @dataclass
@@ -97,7 +276,8 @@ class Plan:
 
     def line(self) -> str:
         what = ", ".join(s.what for s in self.steps)
-        return f"estimate: {what}: about {size_str(self.bytes)} and {time_str(self.time_s)}"
+        return (f"estimate: {what}: about {size_str(self.bytes)} and {time_str(self.time_s)} "
+                f"(time from per-unit costs measured on {reference_costs().machine})")
 
     def check(self, max_memory: int | None = None, log: Callable[[str], None] | None = None) -> "Plan":
         """Print the estimate with ``log``; refuse when the memory estimate is above the limit."""
@@ -111,92 +291,8 @@ class Plan:
         return self
 
 
-# ----------------------------------------------------------------------------- calibrations
-
-
-def _timed(fn: Callable[[], object], repeat: int = 2) -> float:
-    """Best wall time of ``repeat`` calls after one warm-up call (the best resists other load)."""
-    fn()
-    best = float("inf")
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    return best
-
-
-def matmul_flops() -> float:
-    """Float32 matrix-product throughput of this machine (flop/s), from one 256×512×1024 product."""
-    import torch
-
-    a = torch.ones(256, 512)
-    b = torch.ones(512, 1024)
-    return 2 * 256 * 512 * 1024 / max(_timed(lambda: a @ b), 1e-9)
-
-
-def decode_seconds_per_image(model) -> float:
-    """Seconds to decode one latent with ``model`` (a batch of random ±1 latents, timed)."""
-    import torch
-
-    c = model.config
-    with torch.random.fork_rng():
-        torch.manual_seed(0)
-        z = torch.randint(0, 2, (CALIBRATION_ROWS, c.latent_channels, c.latent_size, c.latent_size)).float() * 2 - 1
-    model.eval()
-    with torch.no_grad():
-        t = _timed(lambda: model.decode(z))
-    return t / CALIBRATION_ROWS
-
-
-def encode_seconds_per_image(model) -> float:
-    """Seconds to encode one image with ``model``."""
-    import torch
-
-    c = model.config
-    x = torch.full((CALIBRATION_ROWS, c.image_channels, c.image_size, c.image_size), 0.5)
-    model.eval()
-    with torch.no_grad():
-        t = _timed(lambda: model.encode(x))
-    return t / CALIBRATION_ROWS
-
-
-def train_seconds_per_image(model, batch_size: int, decoder_only: bool = False, epochs: int = 3) -> float:
-    """Seconds per image and epoch of the real training loops: :func:`fscert.training.train`
-    (phase 1, encoder and decoder) or, with ``decoder_only``, the decoder-only loop of phase 2
-    and of :func:`fscert.training.finetune_decoder`, run for ``epochs`` on one batch of
-    random images, on a throwaway copy of ``model`` under a forked RNG. Loop overheads
-    (noise, batching, evaluation) are included, so the estimate errs on the long side (a short
-    run evaluates every epoch, a long one on about 100)."""
-    import torch
-
-    from .training import TrainConfig, _fit_decoder, train
-
-    c = model.config
-    k = max(1, min(batch_size, 128))
-    with torch.random.fork_rng():
-        torch.manual_seed(0)
-        x = torch.rand(k, c.image_channels, c.image_size, c.image_size).numpy()
-        z = (torch.randint(0, 2, (k, c.latent_channels, c.latent_size, c.latent_size)) * 2 - 1).to(torch.int8).numpy()
-        x_t, z_t = torch.from_numpy(x), torch.from_numpy(z).float()
-
-        def run(e: int) -> None:
-            if decoder_only:
-                cfg = TrainConfig(epochs=0, finetune_epochs=e, batch_size=k)
-                _fit_decoder(copy.deepcopy(model), lambda idx: z_t[idx], x_t, e, cfg, torch.Generator(), phase=3)
-            else:
-                train(x, c, TrainConfig(epochs=e, finetune_epochs=0, batch_size=k), progress=False)
-
-        run(1)                                            # warm-up: first-call allocations
-        t = time.perf_counter()
-        run(epochs)
-        t = time.perf_counter() - t
-    return t / (epochs * k)
-
-
-# ----------------------------------------------------------------------------- steps
-
-
 def nbytes(shape: tuple[int, ...], itemsize: int) -> int:
+    """Bytes of an array of ``shape`` and ``itemsize``."""
     return int(np.prod([int(s) for s in shape], dtype=np.float64)) * itemsize
 
 
@@ -207,33 +303,37 @@ def listing_step(count: int, latent_shape: tuple[int, int, int]) -> Step:
 
 
 def decode_step(count: int, model, sec_per_image: float | None = None) -> Step:
-    """Decoding ``count`` latents into uint8 images (and one float32 batch)."""
+    """Decoding ``count`` latents into uint8 images (and one float32 batch)
+    (:func:`fscert.autoencoder.decode_batched`); ``sec_per_image`` overrides the model of its time."""
     c = model.config
     img = c.image_channels * c.image_size * c.image_size
-    if sec_per_image is None:
-        sec_per_image = decode_seconds_per_image(model) if count else 0.0
+    sec = count * sec_per_image if sec_per_image is not None else forward_seconds(decode_work(model), count)
     return Step(f"decode {count:,} images of {c.image_channels}×{c.image_size}×{c.image_size}",
-                int(count) * img + 256 * img * 4, count * sec_per_image)
+                int(count) * img + 256 * img * 4, sec)
 
 
 def sampling_step(bank, n: int, q: float) -> Step:
     """Direct sampling of ``n`` latents from ``bank`` (:func:`fscert.sampling.sample_direct`):
-    the int8 output, packed contexts, draws and flips; time from sampling a few latents."""
-    from .sampling import sample_direct
-
+    the int8 output, packed contexts, draws and flips. Time: for every cell, each sample weighs
+    every candidate pattern of the cell's pool (one popcount per 64-bit context word), so
+    ``n·Σ_cells (N·sample_candidate_s + N·W·sample_word_s + sample_cell_s)`` with the pool's N
+    patterns of W words (``q`` does not change the work)."""
+    c = reference_costs()
     per = 2 * bank.n_bits + 8 * (bank.n_bits // 64 + 1) + 24 + bank.m
-    k = min(n, CALIBRATION_ROWS)
-    sec = _timed(lambda: sample_direct(bank, k, q, seed=0), repeat=1) / k * n if k else 0.0
-    return Step(f"sample {n:,} latents", int(n) * per, sec)
+    sec = 0.0
+    for i in range(bank.n_cells):
+        words_NW = bank.pool(i)[0]
+        sec += len(words_NW) * c.sample_candidate_s + words_NW.size * c.sample_word_s + c.sample_cell_s
+    return Step(f"sample {n:,} latents", int(n) * per, max(0, n) * sec)
 
 
 def encode_step(count: int, model) -> Step:
-    """Encoding ``count`` images (already in memory) into int8 latents."""
+    """Encoding ``count`` images (already in memory) into int8 latents (:func:`fscert.autoencoder.encode_batched`)."""
     c = model.config
     cells = c.latent_channels * c.latent_size * c.latent_size
     img = c.image_channels * c.image_size * c.image_size
-    sec = encode_seconds_per_image(model) * count if count else 0.0
-    return Step(f"encode {count:,} images", int(count) * cells + 256 * img * 4 * 4, sec)
+    return Step(f"encode {count:,} images", int(count) * cells + 256 * img * 4 * 4,
+                forward_seconds(encode_work(model), count))
 
 
 def neighbour_step(n_query: int, n_ref: int, dim: int, n_gammas: int = 0, self_search: bool = False,
@@ -246,8 +346,8 @@ def neighbour_step(n_query: int, n_ref: int, dim: int, n_gammas: int = 0, self_s
     whole audit (30,000 × 10,000 rows of 784) is about twice one search's blocks, as the M-UIR
     and self searches run while earlier results and allocator caches are alive. Work:
     2·N·M·D flops, plus at most 2·N²·D per γ for the M-UIR comparisons among the generated
-    images, plus 2·M²·D for a search of the reference set against itself (``self_search``: AuthPct).
-    """
+    images, plus 2·M²·D for a search of the reference set against itself (``self_search``: AuthPct),
+    at ``flops`` flop/s (default: the reference machine's, :func:`matmul_flops`)."""
     from .metrics.nearest import CANDIDATES, GEN_BATCH, TRAIN_CHUNK
 
     b, c = min(GEN_BATCH, max(n_query, 1)), min(TRAIN_CHUNK, max(n_ref, 1))
@@ -258,10 +358,8 @@ def neighbour_step(n_query: int, n_ref: int, dim: int, n_gammas: int = 0, self_s
     if self_search:
         fl += 2.0 * n_ref * n_ref * dim
         mem += n_ref * per_row
-    if flops is None:
-        flops = matmul_flops() if fl else 1.0
     what = f"nearest-neighbour search of {n_query:,} among {n_ref:,} images"
-    return Step(what, int(mem), fl / flops)
+    return Step(what, int(mem), fl / (matmul_flops() if flops is None else flops))
 
 
 def resident_step(what: str, *arrays: np.ndarray) -> Step:
@@ -269,17 +367,33 @@ def resident_step(what: str, *arrays: np.ndarray) -> Step:
     return Step(what, int(sum(np.asarray(a).nbytes for a in arrays)))
 
 
+def training_seconds(n_images: int, model, batch_size: int, epochs: int = 0, decoder_epochs: int = 0,
+                     decoder_eval: bool = True, eval_images: int = 256, eval_points: int = 100) -> float:
+    """Modelled seconds of :func:`fscert.training.train` (``epochs`` of phase 1, Eq. 2, then
+    ``decoder_epochs`` of phase 2, Eq. 4) or, with ``decoder_eval=False``, of a decoder fine-tune
+    (:func:`fscert.training.finetune_decoder`, A.3.6: no evaluation, no encoding). Phase 1 trains
+    encoder and decoder; each evaluation (:func:`evaluations`) passes ``min(n, eval_images)``
+    images through both. Phase 2 encodes the images once, then trains the decoder only."""
+    w = model_work(model)
+    both, n_eval = w.encoder + w.decoder, min(n_images, eval_images)
+    sec = fit_seconds(both, w.encoder_params + w.decoder_params, n_images, epochs, batch_size)
+    sec += evaluations(epochs, eval_points) * forward_seconds(both, n_eval)
+    sec += fit_seconds(w.decoder, w.decoder_params, n_images, decoder_epochs, batch_size)
+    if decoder_eval:
+        sec += forward_seconds(w.encoder, n_images, 512)
+        sec += evaluations(decoder_epochs, eval_points) * forward_seconds(both, n_eval)
+    return sec
+
+
 def training_step(n_images: int, model, batch_size: int, epochs: int = 0, decoder_epochs: int = 0,
                   what: str = "train") -> Step:
     """Training ``epochs`` (encoder and decoder) then ``decoder_epochs`` (decoder only) over
-    ``n_images``: memory of the float32 images, the model with Adam's moments and one batch."""
+    ``n_images``: memory of the float32 images, the model with Adam's moments and one batch;
+    time from :func:`training_seconds` (the decoder epochs evaluate, as phase 2 of ``train``
+    does, when ``what`` is ``"train"``; a fine-tune does not)."""
     c = model.config
     img = c.image_channels * c.image_size * c.image_size * 4
     params = sum(p.numel() for p in model.parameters()) * 4
-    sec = 0.0
-    if epochs and n_images:
-        sec += train_seconds_per_image(model, batch_size) * n_images * epochs
-    if decoder_epochs and n_images:
-        sec += train_seconds_per_image(model, batch_size, decoder_only=True) * n_images * decoder_epochs
-    act = batch_size * img * 16
-    return Step(f"{what} {epochs + decoder_epochs} epochs on {n_images:,} images", n_images * img + 4 * params + act, sec)
+    sec = training_seconds(n_images, model, batch_size, epochs, decoder_epochs, decoder_eval=what == "train")
+    mem = n_images * img + 4 * params + batch_size * img * 16           # images, weights and Adam, one batch
+    return Step(f"{what} {epochs + decoder_epochs} epochs on {n_images:,} images", mem, sec)

@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from .pipeline import CertifyJob
+    from .certify import CertifyConfig
 
 
-def make_summary(cert, z_train: np.ndarray, job: CertifyJob, audit_res: dict | None, seconds: float) -> dict:
+def make_summary(cert, z_train: np.ndarray, job: CertifyConfig, audit_res: dict | None, seconds: float) -> dict:
     """The final numbers: the verdict, reachable images, training copies, UIR/M-UIR, memorization
     and dead-end mass.
 
@@ -28,7 +28,7 @@ def make_summary(cert, z_train: np.ndarray, job: CertifyJob, audit_res: dict | N
     figure is null (never 0) and ``scope_words`` says why, in words."""
     from .audit import gamma_key
     from .certificate import attr_json
-    from .certify import has_figures, verdict_scope, verdict_words
+    from .enumerate import has_figures, verdict_scope, verdict_words
     from .verdict_statement import statement
 
     keys = {row.tobytes() for row in z_train}
@@ -75,7 +75,7 @@ def near_copy_counts(cert, keys: list[str]) -> dict:
     complete listings count their flags; searched certificates give the search's count only where
     it is exact (an interval is in ``near_copy_count``); anything else is None, never 0."""
     from .certificate import attr_json
-    from .certify import has_figures, verdict_scope
+    from .enumerate import has_figures, verdict_scope
 
     if verdict_scope(cert.attrs) == "searched":
         lo, ex = attr_json(cert, "near_copy_count_low", {}) or {}, attr_json(cert, "near_copy_exact", {}) or {}

@@ -13,13 +13,9 @@ does: it draws a patch n from the softmax of its context log-likelihood, then fl
 its centre with probability q. That is the same distribution (a mixture sampled by first
 drawing its component), at the cost of one Hamming distance per (image, patch).
 
-Patches. For cell i the candidates are the windows at cell i of every source latent
-(position-anchored, the default) or of every cell with the same padding pattern
-(``translation_invariant``). Identical (context, centre) patterns are merged into
-(pattern, multiplicity); source multiplicities (``counts``) add up. Padding offsets are dropped
-from the contexts: they are the same for every candidate of a pool, so they never change a
-Hamming distance. ``full_context`` sets the window to the whole grid (Pre = every earlier cell,
-the memorization baseline of A.1.6); any ρ ≥ max(H, W) − 1 is the same thing and is clipped.
+Patches. The candidates of cell i are the merged source patches of its pool
+(:class:`fscert.patch_bank.PatchBank`: position-anchored by default, or per padding class;
+``full_context``: the whole grid before i).
 
 Weights. With β = log q − log(1 − q), log P(n | z°) = β·ham_n + const + log mult_n, so the
 weight of candidate n is mult_n · exp(β·(ham_n − ham_min)), read from a table over the integer
@@ -35,23 +31,23 @@ draws then ``random((n, M))`` for the centre flips, so the same seed gives the s
 every machine. Hamming distances: bit-packed uint64 XOR + popcount in numba (``llvm.ctpop``),
 serial below 2^24 (row, candidate) pairs per call, threaded above (identical results).
 
-Memory: the bank stores one packed context per (cell, distinct pattern); with ``full_context``
-on a 32×32 grid that is ≈ 0.5 MB per source latent at M = 7.
+Exact probabilities of the same distribution: :func:`conditional_from_words` (Eq. 6–8 in
+closed form, per packed context) and :func:`log_prob`; listing every latent with them (the
+paper's Fig. 18) is :mod:`fscert.enumeration.full_support`.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 
 import numpy as np
 from numba import njit, prange, types
 from numba.extending import intrinsic
+from tqdm import tqdm
 
 from .errors import FscertError
 from .latents import validate_latents
-from .patches import index_to_token, pack_bits, padding_classes, pre_offsets, raster_cells, token_to_index
-
-MAX_FULL_SUPPORT_BITS = 24
+from .patch_bank import PatchBank, build_bank
+from .patches import index_to_token, pack_bits, token_to_index
 
 
 # ----------------------------------------------------------------------------- numba kernels
@@ -150,6 +146,10 @@ def _centre_weights_parallel(ctx_KW, bank_NW, centre_N, mult_N, table, prefer_lo
 
 
 _BLOCK = 256
+# The two threaded kernels above repeat the same block loop on purpose: one loop taking the row
+# kernel as an argument is never loaded from numba's cache (a function-typed argument), so it
+# would be recompiled (~0.7 s) in every process.
+
 # Thread start-up costs milliseconds (far more on a busy machine), so threads are used only for
 # calls with at least this many (row, candidate) pairs.
 PARALLEL_MIN_PAIRS = 1 << 24
@@ -195,121 +195,6 @@ def flip_channel(p_KC: np.ndarray, q: float, m: int) -> np.ndarray:
     return np.ascontiguousarray(x.reshape(k, 1 << m))
 
 
-# ----------------------------------------------------------------------------- the patch bank
-@dataclass
-class PatchBank:
-    """Merged source patches, one pool per cell (position-anchored) or per padding class.
-
-    ``ctx_index[i]`` lists, in (Pre offset, channel) order with padding dropped, the positions in
-    a flattened (M·H·W) latent that form the context of cell i; the pool of cell i holds the
-    packed contexts ``words[p]`` (N_p, W_p), centre token indices ``centre[p]`` (N_p,) and
-    multiplicities ``mult[p]`` (N_p,) of its distinct (context, centre) patterns.
-    """
-
-    m: int
-    h: int
-    w: int
-    rho: int                                   # effective ρ (clipped to max(H, W) − 1)
-    translation_invariant: bool
-    full_context: bool
-    pool_of_cell: np.ndarray                   # int64 (L,)
-    ctx_index: list[np.ndarray]                # per cell: int64 (D_i,)
-    words: list[np.ndarray]                    # per pool: uint64 (N_p, W_p)
-    centre: list[np.ndarray]                   # per pool: int64 (N_p,)
-    mult: list[np.ndarray]                     # per pool: float64 (N_p,)
-    n_sources: int = 0
-    total_weight: float = 0.0
-    extra: dict = field(default_factory=dict)
-
-    @property
-    def n_cells(self) -> int:
-        return self.h * self.w
-
-    @property
-    def n_bits(self) -> int:
-        return self.m * self.h * self.w
-
-    def n_patterns(self) -> int:
-        return int(sum(len(c) for c in self.centre))
-
-    def pool(self, cell: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        p = int(self.pool_of_cell[cell])
-        return self.words[p], self.centre[p], self.mult[p]
-
-
-def _cell_context_index(h: int, w: int, m: int, rho: int) -> list[np.ndarray]:
-    """Flat (M·H·W) positions of Pre(i) without padding, in (offset, channel) order, per cell."""
-    offs = np.array(pre_offsets(rho), dtype=np.int64).reshape(-1, 2)
-    out = []
-    for y, x in raster_cells(h, w):
-        yy, xx = y + offs[:, 0], x + offs[:, 1]
-        ok = (yy >= 0) & (yy < h) & (xx >= 0) & (xx < w)
-        cell = (yy[ok] * w + xx[ok])                                   # (P,)
-        idx = (np.arange(m, dtype=np.int64)[None, :] * (h * w) + cell[:, None]).reshape(-1)
-        out.append(idx)
-    return out
-
-
-def _merge(words_RW: np.ndarray, centre_R: np.ndarray, weight_R: np.ndarray):
-    """Merge identical (context, centre) rows, summing their weights; rows come out sorted."""
-    keys = [centre_R] + [words_RW[:, k] for k in range(words_RW.shape[1] - 1, -1, -1)]
-    order = np.lexsort(keys)
-    wr, cr, mr = words_RW[order], centre_R[order], weight_R[order]
-    new = np.ones(len(order), bool)
-    if len(order) > 1:
-        new[1:] = (cr[1:] != cr[:-1]) | (wr[1:] != wr[:-1]).any(axis=1)
-    starts = np.flatnonzero(new)
-    return (np.ascontiguousarray(wr[starts]), cr[starts].astype(np.int64),
-            np.add.reduceat(mr, starts).astype(np.float64))
-
-
-def effective_rho(rho: int, h: int, w: int, full_context: bool = False) -> int:
-    """ρ ≥ max(H, W) − 1 already covers every earlier cell; ``full_context`` means exactly that."""
-    if rho < 0:
-        raise FscertError(f"ρ must be ≥ 0, got {rho}")
-    top = max(h, w) - 1
-    return top if full_context else min(int(rho), top)
-
-
-def build_bank(source_latents: np.ndarray, rho: int, counts: np.ndarray | None = None,
-               translation_invariant: bool = False, full_context: bool = False) -> PatchBank:
-    """Extract and merge every source patch (DESIGN §4–5). ``counts``: multiplicity per source latent."""
-    z_NMHW = validate_latents(source_latents, "source latents")
-    n, m, h, w = z_NMHW.shape
-    if m > 20:
-        raise FscertError(f"at most 20 latent channels are supported (2^M token values), got M = {m}")
-    if counts is None:
-        counts_N = np.ones(n, np.float64)
-    else:
-        counts_N = np.asarray(counts, dtype=np.float64).reshape(-1)
-        if counts_N.shape != (n,) or not np.all(np.isfinite(counts_N)) or (counts_N <= 0).any():
-            raise FscertError(f"counts must be {n} positive numbers, one per source latent")
-    r = effective_rho(rho, h, w, full_context)
-    if translation_invariant and full_context:
-        raise FscertError("--translation-invariant and --full-context cannot be combined "
-                          "(the full context already pins every cell's position)")
-    ctx_index = _cell_context_index(h, w, m, r)
-    flat_NB = z_NMHW.reshape(n, -1)
-    tok_NL = token_to_index(z_NMHW.transpose(0, 2, 3, 1).reshape(n, h * w, m))
-    L = h * w
-    pool_of_cell = padding_classes(h, w, r) if translation_invariant else np.arange(L, dtype=np.int64)
-    n_pools = int(pool_of_cell.max()) + 1
-    words, centres, mults = [], [], []
-    for p in range(n_pools):
-        cells = np.flatnonzero(pool_of_cell == p)
-        w_parts, c_parts, m_parts = [], [], []
-        for i in cells:
-            w_parts.append(pack_bits(flat_NB[:, ctx_index[i]]))
-            c_parts.append(tok_NL[:, i])
-            m_parts.append(counts_N)
-        wr, cr, mr = _merge(np.concatenate(w_parts), np.concatenate(c_parts), np.concatenate(m_parts))
-        words.append(wr)
-        centres.append(cr)
-        mults.append(mr)
-    return PatchBank(m, h, w, r, bool(translation_invariant), bool(full_context), pool_of_cell,
-                     ctx_index, words, centres, mults, n_sources=n, total_weight=float(counts_N.sum()))
-
-
 # ----------------------------------------------------------------------------- sampling
 def _as_rng(seed: int | np.random.Generator | None) -> np.random.Generator:
     return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
@@ -322,8 +207,6 @@ def sample_direct(bank: PatchBank, n: int, q: float, seed: int | np.random.Gener
     For every cell: pack the generated contexts, draw a source pattern per image from the softmax
     of its context log-likelihood (:func:`_draw_patches`), then flip each centre bit with prob q.
     """
-    from tqdm import tqdm
-
     q = check_q(q)
     if n < 0:
         raise FscertError(f"the number of samples must be ≥ 0, got {n}")
@@ -420,61 +303,3 @@ def log_prob(bank: PatchBank, z_KMHW: np.ndarray, q: float) -> np.ndarray:
             p_KC = conditional_from_words(bank, i, _pack_cell_context(bank, i, z), q)
             out += np.log(p_KC[np.arange(len(z)), tok_KL[:, i]])
     return out
-
-
-def full_support_index_to_latents(j: np.ndarray, m: int, h: int, w: int) -> np.ndarray:
-    """Latents of the full-support order: the binary digits of j (most significant first) are
-    the token indices of cells 0, 1, …, L−1 in raster order (channel 0 = most significant bit)."""
-    j = np.asarray(j, dtype=np.int64)
-    L = h * w
-    out = np.empty((len(j), m, L), np.int8)
-    chunk = 1 << 18
-    for s in range(0, len(j), chunk):
-        js = j[s:s + chunk]
-        for i in range(L):
-            out[s:s + chunk, :, i] = index_to_token((js >> (m * (L - 1 - i))) & ((1 << m) - 1), m)
-    return out.reshape(len(j), m, h, w)
-
-
-def full_support(source_latents: np.ndarray, rho: int, q: float, counts: np.ndarray | None = None,
-                 translation_invariant: bool = False, full_context: bool = False,
-                 progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """Every latent of {−1, +1}^(M×H×W) with its exact direct-sampling probability (Eq. 6, DESIGN §6).
-
-    Returns (latents int8 (2^B, M, H, W), prob float64 (2^B,)) with B = M·H·W ≤ 24, in the order
-    of :func:`full_support_index_to_latents` (row j ↔ the raster-order token indices written
-    as the base-2^M digits of j). The probabilities are the products of the exact conditionals
-    (:func:`conditional_from_words`) and sum to 1. Computed by expanding prefixes cell by cell;
-    each conditional is evaluated once per distinct context value.
-    """
-    from tqdm import tqdm
-
-    z = validate_latents(source_latents, "source latents")
-    _, m, h, w = z.shape
-    b = m * h * w
-    if b > MAX_FULL_SUPPORT_BITS:
-        raise FscertError(f"full-support enumeration lists 2^(M·H·W) latents; M·H·W = {m}·{h}·{w} = {b} bits "
-                          f"exceeds the limit of {MAX_FULL_SUPPORT_BITS} bits (use the empirical mode instead)")
-    q = check_q(q)
-    bank = build_bank(z, rho, counts, translation_invariant, full_context)
-    L = h * w
-    prob = np.ones(1, np.float64)
-    for i in tqdm(range(L), desc="full support", unit="cell", disable=not progress, leave=False):
-        idx = bank.ctx_index[i]                       # flat positions (channel·L + cell) of the context
-        d = len(idx)
-        n_pre = len(prob)                             # 2^(M·i) prefixes; prefix p's bits = tokens of cells < i
-        p = np.arange(n_pre, dtype=np.int64)
-        v = np.zeros(n_pre, np.int64)                 # context value of each prefix (MSB = first context bit)
-        for t, pos in enumerate(idx):
-            ch, c = divmod(int(pos), L)
-            shift = m * (i - 1 - c) + (m - 1 - ch)
-            v |= ((p >> shift) & 1) << (d - 1 - t)
-        vals = np.arange(1 << d, dtype=np.int64)
-        nw = max(1, -(-d // 64))
-        words = np.zeros((len(vals), nw), np.uint64)
-        for t in range(d):
-            words[:, t // 64] |= (((vals >> (d - 1 - t)) & 1).astype(np.uint64) << np.uint64(t % 64))
-        cond_VK = conditional_from_words(bank, i, words, q)
-        prob = (prob[:, None] * cond_VK[v]).reshape(-1)
-    latents = full_support_index_to_latents(np.arange(len(prob), dtype=np.int64), m, h, w)
-    return latents, prob

@@ -24,21 +24,13 @@ Algorithm (the guarantee is at the end).
    lower bound on the cost of the cells after i. Surviving children are merged by state.
 3. **Backward pass.** h(s) = the exact smallest cost from s to the last cell over surviving
    edges. An edge is *alive* iff g(parent) + cost + h(child) ≤ B.
-4. **Listing** (:func:`list_paths`): a depth-first walk over alive edges with the running cost
-   g, entering an edge only when g + cost + h(child) ≤ B. Every step is on a path to at least
-   one result, so the work is O(results × L) whatever the size of the graph. Tokens are walked
-   in ascending order: results come in the enumerator's (lexicographic) order, and their
-   probabilities are the same float64 products of conditionals in raster order.
-5. **Counting without listing** (:func:`count_binned`): a dynamic program over (state, binned
-   cost) with the cost of each edge rounded down (a superset of the results) and up (a subset),
-   so the exact count and mass lie in the two results' interval; when both counts agree the
-   count is exact. Counts are multi-precision (32-bit limbs), masses float64.
+4. **Listing and counting** the paths of cost ≤ B (:mod:`fscert.search_paths`): a walk over
+   the alive edges, or a binned dynamic program when there are too many to list.
 
 Guarantee. Every path whose cost is ≤ B passes every pruning test (g ≤ its prefix cost,
-lb is admissible), so the pruned graph holds *all* of them, and :func:`list_paths` returns
-exactly the paths of cost ≤ B (up to a relative slack of ``SLACK`` on float64 sums, which the
-callers absorb by recomputing each result's figure exactly). The smallest cost h(root) is
-the exact minimum over all reachable latents whenever it is ≤ B.
+lb is admissible), so the pruned graph holds *all* of them (up to a relative slack of
+``SLACK`` on float64 sums, which only ever keeps more). The smallest cost h(root) is the exact
+minimum over all reachable latents whenever it is ≤ B.
 """
 from __future__ import annotations
 
@@ -49,7 +41,8 @@ from typing import Callable
 import numba
 import numpy as np
 
-from .enumeration import Tables, _contexts
+from .enumeration.kernels import _contexts, _n_edges, _table_slots, intern_row
+from .enumeration.tables import Tables, keep_masks
 from .errors import FscertError
 
 #: relative slack on float64 cost sums (pruning keeps paths up to B·(1 + SLACK))
@@ -126,42 +119,11 @@ def make_layout(tables: Tables, radius: int) -> Layout:
         for b, cells in enumerate(windows[i]):
             a[b, :len(cells)] = np.asarray(cells) % slots
         wslots.append(a)
-    keep = np.zeros((n, n_words), np.uint64)
-    tokmask = np.uint64((1 << m) - 1)
-    for i in range(n):
-        for j in range(max(0, i - slots + 1), i + 1):
-            if last_use[j] > i:
-                s = j % slots
-                keep[i, s // per_word] |= tokmask << np.uint64((s % per_word) * m)
+    keep = keep_masks(last_use, slots, per_word, n_words, m)
     return Layout((m, h, w), rho, radius, slots, per_word, n_words, keep, blocks, wslots, windows)
 
 
 # ----------------------------------------------------------------------------- compiled kernels
-
-
-@numba.njit(cache=True)
-def _find_context(key, ctx_keys):
-    """Row of ``key`` in the lexicographically sorted ``ctx_keys``, or −1."""
-    lo, hi = 0, ctx_keys.shape[0]
-    wc = ctx_keys.shape[1]
-    while lo < hi:
-        mid = (lo + hi) // 2
-        cmp = 0
-        for w in range(wc):
-            a = ctx_keys[mid, w]
-            if a < key[w]:
-                cmp = -1
-                break
-            if a > key[w]:
-                cmp = 1
-                break
-        if cmp == 0:
-            return mid
-        if cmp < 0:
-            lo = mid + 1
-        else:
-            hi = mid
-    return -1
 
 
 @numba.njit(cache=True)
@@ -172,10 +134,7 @@ def _expand(states, pre_slots, ctx_keys, ctx_ptr, tok, cell_slot, per_word, m):
     pw = np.uint64(per_word)
     tokmask = np.uint64((1 << m) - 1)
     found = _contexts(states, pre_slots, ctx_keys, per_word, m)
-    total = 0
-    for s in range(n):
-        if found[s] >= 0:
-            total += ctx_ptr[found[s] + 1] - ctx_ptr[found[s]]
+    total = _n_edges(found, ctx_ptr)
     parent = np.empty(total, np.int64)
     pair = np.empty(total, np.int64)
     child = np.empty((total, nw), np.uint64)
@@ -220,24 +179,10 @@ def _window_keys(child, wslots, per_word, m, kw):
 
 
 @numba.njit(cache=True)
-def _hash_of(row):
-    h = np.uint64(0x9E3779B97F4A7C15)
-    for w in range(row.shape[0]):
-        x = row[w] ^ h
-        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        h = x ^ (x >> np.uint64(31))
-    return h
-
-
-@numba.njit(cache=True)
 def _merge(child, keep, gval):
     """Mask children with ``keep`` and merge equal states: (child id per edge, states, g_min)."""
     e_n, nw = child.shape
-    tsize = 1
-    while tsize < 2 * e_n + 2:
-        tsize *= 2
-    table = np.full(tsize, -1, np.int64)
+    table = np.full(_table_slots(e_n + 1), -1, np.int64)
     states = np.empty((e_n, nw), np.uint64)
     gmin = np.empty(e_n, np.float64)
     cid = np.empty(e_n, np.int64)
@@ -246,27 +191,12 @@ def _merge(child, keep, gval):
     for e in range(e_n):
         for w in range(nw):
             row[w] = child[e, w] & keep[w]
-        slot = np.int64(_hash_of(row) & np.uint64(tsize - 1))
-        while True:
-            c = table[slot]
-            if c < 0:
-                c = nn
-                table[slot] = c
-                for w in range(nw):
-                    states[c, w] = row[w]
-                gmin[c] = gval[e]
-                nn += 1
-                break
-            same = True
-            for w in range(nw):
-                if states[c, w] != row[w]:
-                    same = False
-                    break
-            if same:
-                if gval[e] < gmin[c]:
-                    gmin[c] = gval[e]
-                break
-            slot = (slot + 1) & (tsize - 1)
+        c, new = intern_row(table, states, nn, row)
+        if new:
+            gmin[c] = gval[e]
+            nn += 1
+        elif gval[e] < gmin[c]:
+            gmin[c] = gval[e]
         cid[e] = c
     return cid, states[:nn], gmin[:nn]
 
@@ -402,192 +332,3 @@ class SearchTooLarge(FscertError):
         self.cell, self.states, self.edges = cell, states, edges
         super().__init__(f"the pruned search holds {edges:,} candidate edges at cell {cell} "
                          f"({states:,} states); above the search's limit")
-
-
-# ----------------------------------------------------------------------------- listing
-
-
-@numba.njit(cache=True)
-def _dfs(off_state, row_ptr, child, tok, cond, cost, off_h, h, limit, n_cells, max_out, out_tok, out_prob, out_cost):
-    """Depth-first walk over alive edges; returns the number of results (max_out + 1: more)."""
-    cur = np.zeros(n_cells, np.int64)
-    end = np.zeros(n_cells, np.int64)
-    pr = np.ones(n_cells + 1, np.float64)
-    gs = np.zeros(n_cells + 1, np.float64)
-    path = np.zeros(n_cells, np.uint64)
-    cur[0] = row_ptr[off_state[0]]
-    end[0] = row_ptr[off_state[0] + 1]
-    d = 0
-    k = 0
-    while d >= 0:
-        if cur[d] >= end[d]:
-            d -= 1
-            if d >= 0:
-                cur[d] += 1
-            continue
-        e = cur[d]
-        c2 = child[e]
-        gnew = gs[d] + cost[e]
-        if gnew + h[off_h[d + 1] + c2] > limit:
-            cur[d] += 1
-            continue
-        path[d] = tok[e]
-        pr[d + 1] = pr[d] * cond[e]
-        gs[d + 1] = gnew
-        if d == n_cells - 1:
-            if k >= max_out:
-                return k + 1
-            for i in range(n_cells):
-                out_tok[k, i] = path[i]
-            out_prob[k] = pr[n_cells]
-            out_cost[k] = gnew
-            k += 1
-            cur[d] += 1
-        else:
-            d += 1
-            cur[d] = row_ptr[off_state[d] + c2]
-            end[d] = row_ptr[off_state[d] + c2 + 1]
-    return k
-
-
-@dataclass
-class Paths:
-    """Paths of cost ≤ B in enumeration order: token ids per cell, raw probability, cost."""
-
-    tok: np.ndarray       # uint64 (K, L)
-    raw_prob: np.ndarray  # float64 (K,): product of conditionals in raster order
-    cost: np.ndarray      # float64 (K,)
-    overflow: bool        # True: more than max_out paths exist (only the first max_out are here)
-
-
-def _flatten(graph: Graph):
-    lays = graph.layers
-    off_state = np.zeros(len(lays), np.int64)
-    ptrs, n_edges, n_states = [], 0, 0
-    for i, lay in enumerate(lays):
-        off_state[i] = n_states
-        n_states += len(lay.row_ptr) - 1
-        ptrs.append(lay.row_ptr[:-1] + n_edges)
-        n_edges += len(lay.child)
-    row_ptr = np.append(np.concatenate(ptrs), n_edges).astype(np.int64)
-    off_h = np.cumsum([0] + [len(x) for x in graph.h]).astype(np.int64)
-    cat = lambda name, dt: np.concatenate([getattr(l, name) for l in lays]).astype(dt)  # noqa: E731
-    return (off_state, row_ptr, cat("child", np.int64), cat("tok", np.uint64), cat("cond", np.float64),
-            cat("cost", np.float64), off_h, np.concatenate(graph.h))
-
-
-def list_paths(graph: Graph, budget: float | None = None, max_out: int = 100_000) -> Paths:
-    """Every path of cost ≤ ``budget`` (default: the search's), up to ``max_out`` of them."""
-    n = graph.layout.n_cells
-    b = graph.budget if budget is None else min(budget, graph.budget)
-    limit = b * (1.0 + SLACK) if math.isfinite(b) else math.inf
-    if not graph.complete or graph.best > limit:
-        return Paths(np.zeros((0, n), np.uint64), np.zeros(0), np.zeros(0), False)
-    cap = max(0, int(max_out))
-    out_tok = np.zeros((min(cap, 1 << 16), n), np.uint64)
-    while True:
-        out_prob = np.zeros(len(out_tok))
-        out_cost = np.zeros(len(out_tok))
-        k = _dfs(*_flatten(graph), limit, n, len(out_tok), out_tok, out_prob, out_cost)
-        if k <= len(out_tok) or len(out_tok) >= cap:
-            break
-        out_tok = np.zeros((min(cap, 8 * len(out_tok)), n), np.uint64)
-    over = k > len(out_tok)
-    k = min(k, len(out_tok))
-    return Paths(out_tok[:k], out_prob[:k], out_cost[:k], over)
-
-
-def tokens_to_latents(tok_KL: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
-    """Token ids per cell (K, L) → int8 ±1 latents (K, M, H, W) (channel 0 = most significant bit)."""
-    m, h, w = shape
-    bits = (tok_KL.astype(np.int64)[:, :, None] >> np.arange(m - 1, -1, -1)) & 1
-    return np.ascontiguousarray((2 * bits - 1).astype(np.int8).reshape(len(tok_KL), h, w, m).transpose(0, 3, 1, 2))
-
-
-# ----------------------------------------------------------------------------- counting without listing
-
-
-@dataclass
-class BinnedCount:
-    """Count and raw mass of the paths of cost ≤ B, bracketed (module docstring, step 5)."""
-
-    count_low: int
-    count_high: int
-    mass_low: float
-    mass_high: float
-    bins: int
-
-    @property
-    def count_exact(self) -> bool:
-        return self.count_low == self.count_high
-
-
-def _carry(limbs: np.ndarray) -> np.ndarray:
-    out = limbs.copy()
-    for j in range(out.shape[1] - 1):
-        out[:, j + 1] += out[:, j] >> np.uint64(32)
-        out[:, j] &= np.uint64(0xFFFFFFFF)
-    if (out[:, -1] >> np.uint64(32)).any():
-        raise OverflowError("limb overflow in a binned count")
-    return out
-
-
-def _binned_pass(graph: Graph, bins_e: list[np.ndarray], hb: list[np.ndarray], k_max: int, n_limbs: int,
-                 max_entries: int) -> tuple[int, float]:
-    st = np.zeros(1, np.int64)
-    acc = np.zeros(1, np.int64)
-    cnt = np.zeros((1, n_limbs), np.uint64)
-    cnt[0, 0] = 1
-    mass = np.ones(1)
-    for i, lay in enumerate(graph.layers):
-        deg = lay.row_ptr[st + 1] - lay.row_ptr[st]
-        rep = np.repeat(np.arange(len(st)), deg)
-        first = np.repeat(lay.row_ptr[st], deg)
-        e = first + (np.arange(len(rep)) - np.repeat(np.cumsum(deg) - deg, deg))
-        ch = lay.child[e]
-        a2 = acc[rep] + bins_e[i][e]
-        ok = a2 + hb[i + 1][ch] <= k_max
-        rep, e, ch, a2 = rep[ok], e[ok], ch[ok], a2[ok]
-        if len(rep) > max_entries:
-            raise SearchTooLarge(i, len(st), len(rep))
-        order = np.lexsort((a2, ch))
-        rep, e, ch, a2 = rep[order], e[order], ch[order], a2[order]
-        new = np.ones(len(ch), bool)
-        new[1:] = (ch[1:] != ch[:-1]) | (a2[1:] != a2[:-1])
-        starts = np.flatnonzero(new)
-        if len(starts) == 0:
-            return 0, 0.0
-        cnt = _carry(np.add.reduceat(cnt[rep], starts, axis=0))
-        mass = np.add.reduceat(mass[rep] * lay.cond[e], starts)
-        st, acc = ch[starts], a2[starts]
-    total = sum(int(v) << (32 * j) for j, v in enumerate(_carry(cnt.sum(0, keepdims=True))[0].tolist()))
-    return total, float(mass.sum())
-
-
-def count_binned(graph: Graph, budget: float, n_limbs: int, bins: int = 4096,
-                 max_entries: int = 30_000_000) -> BinnedCount:
-    """Certified [low, high] count and raw mass of the paths of cost ≤ ``budget`` ≤ the search's."""
-    if not graph.complete or graph.best > budget * (1 + SLACK):
-        return BinnedCount(0, 0, 0.0, 0.0, bins)
-    delta = budget / bins if budget > 0 else 1.0
-    res = []
-    for rounding, k_max in ((np.ceil, math.floor(budget * (1 - SLACK) / delta)),
-                            (np.floor, math.floor(budget * (1 + SLACK) / delta))):
-        scale = (1 + SLACK) if rounding is np.ceil else (1 - SLACK)
-        bins_e = [rounding(lay.cost * scale / delta).astype(np.int64) for lay in graph.layers]
-        hb = _binned_h(graph, bins_e)
-        res.append(_binned_pass(graph, bins_e, hb, k_max, n_limbs, max_entries))
-    (c_lo, m_lo), (c_hi, m_hi) = res
-    return BinnedCount(c_lo, c_hi, m_lo, m_hi, bins)
-
-
-def _binned_h(graph: Graph, bins_e: list[np.ndarray]) -> list[np.ndarray]:
-    big = np.iinfo(np.int64).max // 4
-    h = [np.full(len(gi), big, np.int64) for gi in graph.g]
-    h[-1][:] = 0
-    for i in range(len(graph.layers) - 1, -1, -1):
-        lay = graph.layers[i]
-        via = np.minimum(bins_e[i] + h[i + 1][lay.child], big)
-        parent = np.repeat(np.arange(len(lay.row_ptr) - 1), np.diff(lay.row_ptr))
-        np.minimum.at(h[i], parent, via)
-    return h

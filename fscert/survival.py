@@ -41,11 +41,12 @@ from pathlib import Path
 import numba
 import numpy as np
 
-from .enumeration import Tables, _contexts
+from .enumeration.kernels import _contexts, find_row
+from .enumeration.tables import Tables
 from .errors import FscertError
 from .progress import Progress
 from .resources import memory_limit, size_str
-from .search import Layout, _expand, _find_context, _merge, make_layout
+from .search import Layout, _expand, _merge, make_layout
 
 #: candidate edges expanded at once (each costs about 8·(words + 2) bytes)
 CHUNK_EDGES = 4_000_000
@@ -73,7 +74,7 @@ def _find_rows(sorted_states, queries, keep):
     for q in range(n):
         for w in range(nw):
             key[w] = queries[q, w] & keep[w]
-        out[q] = _find_context(key, sorted_states)
+        out[q] = find_row(key, sorted_states)
     return out
 
 
@@ -97,7 +98,8 @@ def _project(states, first, last, fs, f0, per_word, m, keep0, nw0):
 
 
 def sort_unique(rows_NW: np.ndarray) -> np.ndarray:
-    """Distinct rows in lexicographic order (word 0 first), as ``_find_context`` searches them."""
+    """Distinct rows in lexicographic order (word 0 first), as
+    :func:`fscert.enumeration.kernels.find_row` searches them."""
     if len(rows_NW) == 0:
         return rows_NW
     if rows_NW.shape[1] == 1:

@@ -22,23 +22,28 @@ import torch
 import torch.nn.functional as F
 
 from .autoencoder import AEConfig, LocalAutoencoder, check_image_shape, check_latent_shape
-from .defaults import DEFAULTS
-from .errors import FscertError, atomic_path
+from .errors import FscertError
+from .fileio import atomic_path
 from .noise import NOISE_KINDS, check_tau_kappa, perturb
 from .progress import Progress
 
 
 @dataclass
 class TrainConfig:
-    epochs: int = int(DEFAULTS["epochs"])                      # phase 1
-    finetune_epochs: int = int(DEFAULTS["finetune_epochs"])    # phase 2
-    batch_size: int = int(DEFAULTS["batch_size"])
-    lr: float = float(DEFAULTS["lr"])
-    tau: float = float(DEFAULTS["train_tau"])
-    kappa: float = float(DEFAULTS["train_kappa"])
-    noise: str = str(DEFAULTS["noise"])
-    beta0: float = float(DEFAULTS["beta0"])
-    seed: int = int(DEFAULTS["seed"])
+    """Options of the two-phase training (Eq. 2, Eq. 4): the defaults of `fscert train` and of
+    `fscert finetune` (``finetune_epochs``, ``batch_size``, ``lr``, ``seed``)."""
+
+    epochs: int = 600                  # phase 1 (Eq. 2)
+    finetune_epochs: int = 120         # phase 2 (Eq. 4); also `fscert finetune --epochs`
+    batch_size: int = 64
+    lr: float = 2e-3
+    # τ = 1 with κ = 2 gives strong noise that drives tanh latents to ±1 but never flips a
+    # saturated bit (q = 0, A.2.3), so phase 2 decodes exact binary latents
+    tau: float = 1.0
+    kappa: float = 2.0
+    noise: str = "triangular"
+    beta0: float = 1e-3
+    seed: int = 0
     eval_images: int = 256
     tau_warmup: float = 0.2      # fraction of phase 1 over which τ ramps up from 0 (see tau_schedule)
     eval_points: int = 100       # evaluate (Fig. 9 statistics) at most this many times per phase

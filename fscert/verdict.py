@@ -2,7 +2,7 @@
 
 Scopes (attribute ``verdict_scope``):
 
-* ``complete`` — every reachable image was listed, decoded and compared (fscert.certify);
+* ``complete`` — every reachable image was listed, decoded and compared (fscert.enumerate);
 * ``searched`` — the reachable set was too large to list (or ``--near-copies-only``): the
   near-copy search (:mod:`fscert.nearcopy`) examined every reachable image without listing
   it; the figures are exact, or certified intervals [low, high], and say which;
@@ -104,9 +104,9 @@ def _not_examined_words(attrs: dict, gamma: float) -> str:
         what = f"only {listed} of the {_count_words(reach)} reachable images were listed, so no figure covers them all"
     try:
         raw = attrs.get("config") or "{}"
-        from .certify import CertifyConfig
+        from .enumerate import EnumerateConfig
 
-        cfg = CertifyConfig.from_json(raw if isinstance(raw, (str, dict)) else "{}")
+        cfg = EnumerateConfig.from_json(raw if isinstance(raw, (str, dict)) else "{}")
         limited = cfg.max_images is not None and reach.isdigit() and int(reach) > cfg.max_images
         hint = f"use a larger --max-images than {cfg.max_images}" if limited else "run without --count-only"
     except (TypeError, ValueError, RecursionError):

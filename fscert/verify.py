@@ -17,7 +17,7 @@ from .fidelity import FIDELITY_ATTRS, add_fidelity, verify_sources
 from .geometry import Geometry
 from .latents import LatentSet
 from .verdict import SCOPE_SEARCHED, SEARCH_MAPS, VERDICT_MAPS
-from .certify import CertifyConfig, Inputs, certify, add_images, add_metrics, check_inputs
+from .enumerate import EnumerateConfig, Inputs, certify, add_images, add_metrics, check_inputs
 
 
 def _same_array(a: np.ndarray | None, b: np.ndarray | None) -> bool:
@@ -54,7 +54,7 @@ def verify(cert: Certificate, latents: LatentSet | None = None, model: Any = Non
         if not abs(total - 1.0) <= 1e-9:
             diffs.append(f"prob sums to {total!r}; a complete listing sums to 1")
     try:
-        cfg = CertifyConfig.from_json(attr_json(cert, "config", {}) or {})
+        cfg = EnumerateConfig.from_json(attr_json(cert, "config", {}) or {})
     except (TypeError, ValueError) as e:
         return diffs + [f"config attribute is unreadable: {e}"]
     if model is not None:
@@ -81,7 +81,7 @@ def verify(cert: Certificate, latents: LatentSet | None = None, model: Any = Non
         searched = a.get("verdict_scope") == SCOPE_SEARCHED
         redo_cfg = cfg
         if searched and (model is None or train is None):          # the search needs both: check the count
-            redo_cfg = CertifyConfig.from_json(cfg.to_json())
+            redo_cfg = EnumerateConfig.from_json(cfg.to_json())
             redo_cfg.count_only = True
         try:
             redo = certify(Inputs(latents, model, train if model is not None else None, train_latents=tz,

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from fscert.audit import audit, check_gammas, gamma_key, report_json
 from fscert.errors import FscertError
 from fscert.metrics import m_uir_masks, nearest_train, passing_mask
-from fscert_cli.audit_cmds import audit as audit_cmd
+from fscert_cli.audit import audit as audit_cmd
 from fscert_cli.common import FscertGroup
 
 

@@ -19,12 +19,12 @@ def _psnr_nearest(q_u8: np.ndarray, t_u8: np.ndarray) -> np.ndarray:
 
 def test_certify_with_heldout_images_records_the_baseline(tmp_path):
     from fscert.certificate import attr_json, read_certificate
-    from fscert.pipeline import CertifyJob, run_certify
+    from fscert.certify import CertifyConfig, run_certify
 
     raw = load_raw("mnist")
     train_u8, held_u8 = raw[:8], np.concatenate([raw[:3], raw[500:509]])     # 3 copies of training images, 9 new
     np.savez(tmp_path / "held.npz", images=held_u8)
-    job = CertifyJob(n_train=8, epochs=3, finetune_epochs=1, draw_finetune_epochs=1, hidden=16, trials=2, rho=4,
+    job = CertifyConfig(n_train=8, epochs=3, finetune_epochs=1, draw_finetune_epochs=1, hidden=16, trials=2, rho=4,
                      gammas=(12.0, 30.0), test=str(tmp_path / "held.npz"))
     out = tmp_path / "run"
     run_certify(job, out, progress=False, log=lambda m: None)

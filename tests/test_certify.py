@@ -1,4 +1,4 @@
-"""`fscert enumerate` and fscert.certify: certificates, metrics, full support, bad input."""
+"""`fscert enumerate` and fscert.enumerate: certificates, metrics, full support, bad input."""
 from __future__ import annotations
 
 import json
@@ -9,10 +9,10 @@ import pytest
 from click.testing import CliRunner
 
 from fscert.certificate import attr_json, content_hash, latents_sha256, read_certificate
-from fscert.certify import CertifyConfig, Inputs, certify
+from fscert.enumerate import EnumerateConfig, Inputs, certify
 from fscert.errors import FscertError
 from fscert.latents import LatentSet, write_latents
-from fscert_cli.certify_cmds import COMMANDS
+from fscert_cli.main import COMMANDS
 from fscert_cli.common import FscertGroup
 
 N_TRAIN = 12
@@ -176,28 +176,28 @@ def test_bad_inputs(setup, tmp_path):
 def test_certify_library_errors():
     E = LatentSet(np.ones((2, 1, 3, 3), np.int8))
     with pytest.raises(FscertError):
-        certify(Inputs(E), CertifyConfig(rho=-2))
+        certify(Inputs(E), EnumerateConfig(rho=-2))
     with pytest.raises(FscertError):
-        certify(Inputs(E), CertifyConfig(max_images=0))
-    cert = certify(Inputs(E), CertifyConfig(rho=1))
+        certify(Inputs(E), EnumerateConfig(max_images=0))
+    cert = certify(Inputs(E), EnumerateConfig(rho=1))
     assert cert.reachable_count == 1 and cert.prob.tolist() == [1.0]
 
 
 def test_memory_guard_refuses_before_listing(tmp_path):
     """The estimate is checked after counting and before listing: no certificate is written."""
-    from fscert.certify import CertifyConfig, list_latents, plan_listing
+    from fscert.enumerate import EnumerateConfig, list_latents, plan_listing
     from fscert.errors import FscertError
     from fscert.latents import LatentSet
 
     z = np.where(np.random.default_rng(3).random((6, 1, 4, 4)) > 0.5, 1, -1).astype(np.int8)
     E = LatentSet(z)
-    full = list_latents(E, CertifyConfig(rho=1))
+    full = list_latents(E, EnumerateConfig(rho=1))
     need = plan_listing(len(full.latents), (1, 4, 4)).bytes
     assert need == len(full.latents) * (2 * 16 + 16)
     assert need >= full.latents.nbytes + full.prob.nbytes + full.log_prob.nbytes
     with pytest.raises(FscertError, match="max-memory"):
-        list_latents(E, CertifyConfig(rho=1, max_memory=need - 1))
-    assert len(list_latents(E, CertifyConfig(rho=1, max_memory=need)).latents) == len(full.latents)
+        list_latents(E, EnumerateConfig(rho=1, max_memory=need - 1))
+    assert len(list_latents(E, EnumerateConfig(rho=1, max_memory=need)).latents) == len(full.latents)
 
 
 def test_interrupted_enumeration_resumes_to_an_identical_certificate(setup, tmp_path, monkeypatch):

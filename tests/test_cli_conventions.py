@@ -30,7 +30,7 @@ def invoke(args):
 def commands():
     """(path, command) of every leaf command, e.g. ("nfig sample", <Command>)."""
     out = []
-    for name, cmd in sorted(cli.commands.items()):
+    for name, cmd in sorted(cli.load_all().items()):
         if isinstance(cmd, click.Group):
             out += [(f"{name} {sub}", c) for sub, c in sorted(cmd.commands.items())]
         else:
@@ -178,7 +178,7 @@ def test_seed_is_never_negative(tmp_path):
     ("finetune", "--data", "--train"), ("report", "--html", "--out"),
 ])
 def test_old_spellings_are_hidden_aliases(command, old, new):
-    cmd = cli.commands[command]
+    cmd = cli.load_all()[command]
     p = next(p for p in cmd.params if old in getattr(p, "opts", []))
     assert new in p.opts                                          # the same option
     h = invoke([command, "--help"]).output
@@ -235,3 +235,27 @@ def test_heartbeat_thread_lives_only_inside_the_block():
 
 def test_format_seconds():
     assert [P.format_seconds(s) for s in (0.25, 12, 126, 5400)] == ["0.2 s", "12 s", "2.1 min", "1.5 h"]
+
+
+def test_top_level_help_lists_every_command_with_its_own_short_help():
+    """`fscert --help` lists commands without importing them (SHORT_HELP); each line is the
+    command's own short help, and no command is missing."""
+    from fscert_cli.main import SHORT_HELP
+
+    cmds = cli.load_all()
+    assert set(SHORT_HELP) == set(cmds)
+    for name, cmd in cmds.items():
+        assert cmd.get_short_help_str(limit=10**6) == SHORT_HELP[name], name
+
+
+def test_top_level_help_imports_no_command_module():
+    """`fscert --help` stays fast: it imports neither torch nor any command module."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from fscert_cli.main import cli; from click.testing import CliRunner; "
+            "r = CliRunner().invoke(cli, ['--help']); assert r.exit_code == 0, r.output; "
+            "print(sorted(m for m in sys.modules if m == 'torch' or m.startswith('fscert_cli.') and m not in "
+            "('fscert_cli.main', 'fscert_cli.common')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout

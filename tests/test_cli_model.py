@@ -78,7 +78,7 @@ def test_existing_output_needs_force(trained):
 
 
 def test_help_on_every_command():
-    for name, cmd in cli.commands.items():
+    for name, cmd in cli.load_all().items():
         r = CliRunner().invoke(cli, [name, "--help"])
         assert r.exit_code == 0 and "Usage" in r.output, name
     assert CliRunner().invoke(cli, ["--version"]).output.startswith("fscert, version")

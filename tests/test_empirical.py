@@ -8,7 +8,7 @@ from click.testing import CliRunner
 from fscert.empirical import DrawConfig, draw_samples, finetune_targets
 from fscert.errors import FscertError
 from fscert.latents import LatentSet, read_latents, write_latents
-from fscert_cli.certify_cmds import COMMANDS
+from fscert_cli.main import COMMANDS
 from fscert_cli.common import FscertGroup
 
 

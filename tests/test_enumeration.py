@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from fscert.enumeration import (TooManyImages, build_tables, count_reachable, enumerate_reachable,
                                 patch_graph)
 from fscert.errors import FscertError
-from test_enumeration_reference import (random_empirical, ref_brute, ref_count_networkx, ref_dfs)
+from tests.reference.enumeration_reference import (random_empirical, ref_brute, ref_count_networkx, ref_dfs)
 
 
 def saturated(h: int, w: int) -> np.ndarray:

@@ -1,11 +1,11 @@
-"""fscert.experiments_cert: Fig. 15 (trials curve) and Fig. 19 (coverage) as library functions."""
+"""fscert.enumeration.empirical_sampler: Fig. 15 (trials curve) and Fig. 19 (coverage) as library
+functions."""
 from __future__ import annotations
 
 import numpy as np
 
 from fscert.empirical import DrawConfig, draw_samples
-from fscert.enumeration import enumerate_reachable
-from fscert.experiments_cert import coverage_curve, empirical_sampler, trials_curve
+from fscert.enumeration import coverage_curve, empirical_sampler, enumerate_reachable, trials_curve
 
 
 def train_latents(n=16, seed=0):

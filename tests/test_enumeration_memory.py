@@ -1,4 +1,4 @@
-"""Counting under a memory limit (fscert.enumeration): the exact candidate-edge pre-pass, the
+"""Counting under a memory limit (fscert.enumeration.count): the exact candidate-edge pre-pass, the
 memory guard and the prefix split. Results of a split pass must equal the unsplit pass."""
 from __future__ import annotations
 
@@ -8,10 +8,11 @@ from unittest import mock
 import numpy as np
 import pytest
 
-import fscert.enumeration as en
+import fscert.enumeration.count as en
 from fscert.enumeration import build_tables, count_prefixes, count_reachable, forward, list_from_tables
+from fscert.enumeration.kernels import _step
 from fscert.errors import FscertError
-from test_enumeration_reference import random_empirical, ref_pre_cells, ref_tables
+from tests.reference.enumeration_reference import random_empirical, ref_pre_cells, ref_tables
 
 GUARD = re.compile(r"^(counting|listing) needs about [\d.]+ (B|KiB|MiB|GiB) at cell (\d+) of (\d+) "
                    r"\(([\d,]+) frontier states? so far(, even one prefix state at a time)?\) "
@@ -156,8 +157,8 @@ def test_candidate_edges_match_brute_force_and_size_the_buffers(seed, m, hw, rho
         assert n_edges == brute_candidate_edges(tables, tabs, i, states)
         ct = tables.cells[i]
         ctx = en.layer_contexts(tables, i, states)
-        out = en._step(states, limbs, mass, ctx, n_edges, int(tables.limbs_after()[i]), i % tables.frontier,
-                       ct.ctx_ptr, ct.tok, ct.cond, tables.keep_masks[i], tables.per_word, m, True)
+        out = _step(states, limbs, mass, ctx, n_edges, int(tables.limbs_after()[i]), i % tables.frontier,
+                    ct.ctx_ptr, ct.tok, ct.cond, tables.keep_masks[i], tables.per_word, m, True)
         assert len(out[0]) == len(out[1]) == len(out[2]) == n_edges        # child buffers: the exact count
         assert len(out[5]) == n_edges and out[3] <= n_edges                # every candidate edge stored
         states, limbs, mass, _, _ = en._advance(tables, i, states, limbs, mass, ctx, n_edges, False)

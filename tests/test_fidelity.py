@@ -16,7 +16,7 @@ import torch
 from fscert.autoencoder import AEConfig, LocalAutoencoder
 from fscert.blocks import decode_exact, generated_values
 from fscert.certificate import attr_json, latents_sha256, read_certificate, write_certificate
-from fscert.certify import CertifyConfig, Inputs, certify, verify
+from fscert.enumerate import EnumerateConfig, Inputs, certify, verify
 from fscert.enumeration import enumerate_reachable
 from fscert.errors import FscertError
 from fscert.fidelity import QUANTILES, RULE, fidelity_record, quantile
@@ -52,7 +52,7 @@ def case():
 @pytest.fixture(scope="module")
 def listed(case):
     model, E, zt, x, geom = case
-    cert = certify(Inputs(E, model, x, train_latents=zt, geometry=geom), CertifyConfig(rho=2, gammas=GAMMAS))
+    cert = certify(Inputs(E, model, x, train_latents=zt, geometry=geom), EnumerateConfig(rho=2, gammas=GAMMAS))
     assert cert.attrs["verdict_scope"] == "complete" and len(cert.latents) > 20
     return cert
 
@@ -119,7 +119,7 @@ def test_searched_recon_equals_the_listing(case, listed):
     """The near-copy search with the reconstructions as targets gives the listing's figures."""
     model, E, zt, x, geom = case
     s = certify(Inputs(E, model, x, train_latents=zt, geometry=geom),
-                CertifyConfig(rho=2, gammas=GAMMAS, near_copies_only=True, top_k=0))
+                EnumerateConfig(rho=2, gammas=GAMMAS, near_copies_only=True, top_k=0))
     assert s.attrs["verdict_scope"] == "searched"
     assert attr_json(s, "recon_near_copies") == attr_json(listed, "recon_near_copies")
     for k, v in attr_json(listed, "recon_memorization_mass").items():
@@ -128,7 +128,7 @@ def test_searched_recon_equals_the_listing(case, listed):
     assert v["scope"] == "searched" and v["targets"] == 5                  # one search per distinct latent
     assert np.array_equal(s.extra["recon_psnr"], listed.extra["recon_psnr"])
     off = certify(Inputs(E, model, x, train_latents=zt, geometry=geom),
-                  CertifyConfig(rho=2, gammas=GAMMAS, near_copies_only=True, top_k=0, recon_search=False))
+                  EnumerateConfig(rho=2, gammas=GAMMAS, near_copies_only=True, top_k=0, recon_search=False))
     assert attr_json(off, "recon_near_copies") == {"31": None, "35": None}
     assert "turned off" in attr_json(off, "recon_verdict")["words"]
 
@@ -137,7 +137,7 @@ def test_unknown_is_null_never_zero(case):
     model, E, zt, x, geom = case
     for inputs, why in ((Inputs(E, model, x, geometry=geom), "latents were not given"),
                         (Inputs(E), "no decoder")):
-        c = certify(inputs, CertifyConfig(rho=2, gammas=GAMMAS))
+        c = certify(inputs, EnumerateConfig(rho=2, gammas=GAMMAS))
         f = attr_json(c, "fidelity")
         assert f["status"] == "unknown" and why in f["reason"]
         assert all(f[k] is None for k in ("n", "psnr_mean", "psnr_median", "psnr_min", "psnr_max"))
@@ -145,7 +145,7 @@ def test_unknown_is_null_never_zero(case):
         assert set(f["psnr_quantiles"].values()) == {None}
         assert attr_json(c, "recon_near_copies") == attr_json(c, "recon_memorization_mass") == {"31": None, "35": None}
         assert "recon_psnr" not in c.extra and "recon_flags" not in c.extra
-    c = certify(Inputs(E, model, x, train_latents=zt, geometry=geom), CertifyConfig(rho=2, gammas=GAMMAS,
+    c = certify(Inputs(E, model, x, train_latents=zt, geometry=geom), EnumerateConfig(rho=2, gammas=GAMMAS,
                                                                                    count_only=True))
     assert attr_json(c, "fidelity")["status"] == "computed"                # the floor needs no listing
     assert attr_json(c, "recon_near_copies") == {"31": None, "35": None}
@@ -154,12 +154,12 @@ def test_unknown_is_null_never_zero(case):
 def test_training_latents_are_checked(case):
     model, E, zt, x, geom = case
     with pytest.raises(FscertError, match="not the latents E was drawn from"):
-        certify(Inputs(E, model, x, train_latents=zt[::-1].copy(), geometry=geom), CertifyConfig(rho=2))
+        certify(Inputs(E, model, x, train_latents=zt[::-1].copy(), geometry=geom), EnumerateConfig(rho=2))
     F = LatentSet(E.latents)
     with pytest.raises(FscertError, match="5 latents for 6 training images"):
-        certify(Inputs(F, model, x, train_latents=zt[:5], geometry=geom), CertifyConfig(rho=2))
+        certify(Inputs(F, model, x, train_latents=zt[:5], geometry=geom), EnumerateConfig(rho=2))
     with pytest.raises(FscertError, match="±1"):
-        certify(Inputs(F, model, x, train_latents=np.zeros_like(zt), geometry=geom), CertifyConfig(rho=2))
+        certify(Inputs(F, model, x, train_latents=np.zeros_like(zt), geometry=geom), EnumerateConfig(rho=2))
 
 
 def test_certificate_round_trip_and_verify_detects_tampering(case, listed, tmp_path):
@@ -216,9 +216,9 @@ def test_certify_no_recon_search_records_unknown(tmp_path):
     """`fscert certify --no-recon-search` reaches the search: the reconstructions' figures are
     recorded as unknown with the reason, never 0."""
     from fscert.certificate import attr_json, read_certificate
-    from fscert.pipeline import CertifyJob, run_certify
+    from fscert.certify import CertifyConfig, run_certify
 
-    job = CertifyJob(n_train=8, epochs=3, finetune_epochs=1, draw_finetune_epochs=1, hidden=16, trials=2, rho=4,
+    job = CertifyConfig(n_train=8, epochs=3, finetune_epochs=1, draw_finetune_epochs=1, hidden=16, trials=2, rho=4,
                      near_copies_only=True, recon_search=False)
     run_certify(job, tmp_path / "run", progress=False, log=lambda m: None)
     cert = read_certificate(tmp_path / "run" / "cert.h5")

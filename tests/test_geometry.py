@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from fscert.autoencoder import AEConfig, LocalAutoencoder
-from fscert.certify import CertifyConfig, Inputs, certify
+from fscert.enumerate import EnumerateConfig, Inputs, certify
 from fscert.errors import FscertError
 from fscert.geometry import Geometry, Targets, load_compared, paired_psnr, stored_hw
 from fscert.latents import LatentSet
@@ -88,7 +88,7 @@ def listed():
     base = rng.choice(np.array([-1, 1], np.int8), size=(3, 1, 8, 8))
     z = np.concatenate([base, np.where(rng.random((6, 1, 8, 8)) < 0.03, -1, 1).astype(np.int8) * base.repeat(2, 0)])
     x, geom = load_compared("mnist", limit=12)
-    cfg = CertifyConfig(rho=2, gammas=(10.0, 13.3))
+    cfg = EnumerateConfig(rho=2, gammas=(10.0, 13.3))
     native = certify(Inputs(LatentSet(z), model, x, geometry=geom), cfg)
     canvas = certify(Inputs(LatentSet(z), model, x), cfg)
     assert len(native.latents) > 5 and 0 < native.flags[:, 1].sum() < len(native.latents)   # γ = 13.3 splits
@@ -137,7 +137,7 @@ def test_searched_certificate_in_native_geometry_equals_the_listing(listed):
     rng = np.random.default_rng(0)
     base = rng.choice(np.array([-1, 1], np.int8), size=(3, 1, 8, 8))
     z = np.concatenate([base, np.where(rng.random((6, 1, 8, 8)) < 0.03, -1, 1).astype(np.int8) * base.repeat(2, 0)])
-    cfg = CertifyConfig(rho=2, gammas=(10.0, 13.3), near_copies_only=True, top_k=0)
+    cfg = EnumerateConfig(rho=2, gammas=(10.0, 13.3), near_copies_only=True, top_k=0)
     s = certify(Inputs(LatentSet(z), model, x, geometry=geom), cfg)
     for j, k in enumerate(("10", "13.3")):
         assert attr_json(s, "near_copy_exact")[k]
@@ -165,11 +165,11 @@ def test_pipeline_stage6_audit_agrees_with_the_certificate(tmp_path):
     gives the same UIR and M-UIR, the fidelity uses stage 2's latents, and verify accepts it."""
     from fscert.autoencoder import load_model
     from fscert.certificate import attr_json, read_certificate
-    from fscert.certify import verify
+    from fscert.enumerate import verify
     from fscert.latents import read_latents
-    from fscert.pipeline import CertifyJob, run_certify
+    from fscert.certify import CertifyConfig, run_certify
 
-    job = CertifyJob(n_train=8, epochs=3, finetune_epochs=1, draw_finetune_epochs=1, hidden=16, trials=2, rho=4,
+    job = CertifyConfig(n_train=8, epochs=3, finetune_epochs=1, draw_finetune_epochs=1, hidden=16, trials=2, rho=4,
                      gammas=(10.0, 25.0))
     out = tmp_path / "run"
     run_certify(job, out, progress=False, log=lambda m: None)

@@ -30,8 +30,9 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from fscert.errors import (Terminated, atomic_dir, atomic_path, install_signal_handlers, remove_temporaries,
-                           replace_tree)
+from fscert.errors import Terminated, install_signal_handlers
+
+from fscert.fileio import atomic_dir, atomic_path, remove_temporaries, replace_tree
 
 pytestmark = [pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals and pseudo-terminals"),
               pytest.mark.usefixtures("one_torch_thread")]
@@ -358,7 +359,7 @@ def test_resume_from_a_checkpoint_cut_short_starts_again(work, cut, monkeypatch)
 
     import fscert.blocks
     from fscert.autoencoder import AEConfig, LocalAutoencoder
-    from fscert.certify import CertifyConfig, Inputs, certify
+    from fscert.enumerate import EnumerateConfig, Inputs, certify
     from fscert.data import load_images
     from fscert.latents import read_latents
 
@@ -367,7 +368,7 @@ def test_resume_from_a_checkpoint_cut_short_starts_again(work, cut, monkeypatch)
     E = read_latents(work / "e.h5")
     inputs = Inputs(type(E)(E.latents[:12], E.counts[:12], E.source_index[:12], E.attrs), model,
                     load_images("mnist", limit=N_TRAIN))
-    cfg = CertifyConfig(rho=2, train="mnist", train_limit=N_TRAIN, batch=1)
+    cfg = EnumerateConfig(rho=2, train="mnist", train_limit=N_TRAIN, batch=1)
     ref = certify(inputs, cfg)
     real, rows = fscert.blocks.decode_canonical, []
 
@@ -471,9 +472,9 @@ def test_certify_resume_after_a_kill_mid_write_leaves_no_temporaries(tmp_path, m
     """A SIGKILL in the middle of an atomic write leaves `.NAME.XXXXXXXX.tmp` (or a `.NAME.XXXXXXXX`
     folder) in OUT.partial; --resume must not carry it into OUT."""
     import fscert.training
-    from fscert.pipeline import CertifyJob, run_certify
+    from fscert.certify import CertifyConfig, run_certify
 
-    job = CertifyJob(n_train=8, epochs=2, finetune_epochs=1, draw_finetune_epochs=1, hidden=16, trials=2)
+    job = CertifyConfig(n_train=8, epochs=2, finetune_epochs=1, draw_finetune_epochs=1, hidden=16, trials=2)
 
     def interrupt(*a, **k):
         raise KeyboardInterrupt
@@ -492,8 +493,8 @@ def test_certify_resume_after_a_kill_mid_write_leaves_no_temporaries(tmp_path, m
 
 
 def test_certify_force_interrupted_while_replacing_never_leaves_a_half_removed_folder(tmp_path, monkeypatch):
-    import fscert.pipeline
-    from fscert.pipeline import CertifyJob, run_certify
+    import fscert.certify
+    from fscert.certify import CertifyConfig, run_certify
 
     out = _old_run(tmp_path)
     old = snapshot(out)
@@ -505,8 +506,8 @@ def test_certify_force_interrupted_while_replacing_never_leaves_a_half_removed_f
         next(p for p in out.rglob("*") if p.is_file()).unlink()                # remove one file, then Ctrl-C
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(fscert.pipeline.shutil, "rmtree", dying_rmtree)
-    job = CertifyJob(n_train=8, epochs=2, finetune_epochs=1, draw_finetune_epochs=1, hidden=16, trials=2)
+    monkeypatch.setattr(fscert.certify.shutil, "rmtree", dying_rmtree)
+    job = CertifyConfig(n_train=8, epochs=2, finetune_epochs=1, draw_finetune_epochs=1, hidden=16, trials=2)
     with contextlib.suppress(KeyboardInterrupt):      # replace_tree never removes OUT itself: no interrupt
         run_certify(job, out, force=True, progress=False, log=lambda m: None)
     now = snapshot(out)
@@ -552,7 +553,7 @@ def _old_run(tmp_path: Path) -> Path:
 
 
 def test_atomic_dir_interrupted_between_its_renames_puts_the_old_output_back(tmp_path, monkeypatch):
-    import fscert.errors
+    import fscert.fileio
 
     old = _old_run(tmp_path)
     before = snapshot(old)
@@ -563,7 +564,7 @@ def test_atomic_dir_interrupted_between_its_renames_puts_the_old_output_back(tmp
             raise KeyboardInterrupt
         real(src, dst)
 
-    monkeypatch.setattr(fscert.errors.os, "replace", replace)
+    monkeypatch.setattr(fscert.fileio.os, "replace", replace)
     with pytest.raises(KeyboardInterrupt):
         with atomic_dir(old, force=True) as tmp:
             (tmp / "cert.h5").write_bytes(b"new certificate")
@@ -573,7 +574,7 @@ def test_atomic_dir_interrupted_between_its_renames_puts_the_old_output_back(tmp
 
 def test_replace_tree_never_leaves_a_half_removed_old_output(tmp_path, monkeypatch):
     """Interrupted while the old output is being removed: the new one is already complete in place."""
-    import fscert.errors
+    import fscert.fileio
 
     old = _old_run(tmp_path)
     new = tmp_path / ".run.n3wn3wn3"
@@ -583,10 +584,10 @@ def test_replace_tree_never_leaves_a_half_removed_old_output(tmp_path, monkeypat
 
     def dying_rmtree(path, ignore_errors=False):
         next(p for p in Path(path).rglob("*") if p.is_file()).unlink()    # remove one file, then Ctrl-C
-        monkeypatch.setattr(fscert.errors.shutil, "rmtree", real)
+        monkeypatch.setattr(fscert.fileio.shutil, "rmtree", real)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(fscert.errors.shutil, "rmtree", dying_rmtree)
+    monkeypatch.setattr(fscert.fileio.shutil, "rmtree", dying_rmtree)
     with pytest.raises(KeyboardInterrupt):
         replace_tree(new, old)
     assert snapshot(old) == {"cert.h5": b"new certificate"}

@@ -1,4 +1,4 @@
-"""The near-copy search (fscert.search, fscert.nearcopy) against brute force.
+"""The near-copy search (fscert.search, fscert.search_paths, fscert.nearcopy) against brute force.
 
 Where full listing is possible, every figure must equal list → decode → compare
 (tests/reference/nearcopy_bruteforce.py) exactly: the near-copy sets per training image and
@@ -17,10 +17,11 @@ import torch
 
 from fscert.autoencoder import AEConfig, LocalAutoencoder
 from fscert.blocks import decode_exact, generated_values
-from fscert.enumeration import build_tables, count_reachable, enumerate_reachable
+from fscert.enumeration import build_tables, count_reachable, empirical_sampler, enumerate_reachable
 from fscert.geometry import Geometry, Targets
 from fscert.nearcopy import NearCopyConfig, near_copy_search
-from fscert.search import count_binned, list_paths, make_layout, search, tokens_to_latents
+from fscert.search import make_layout, search
+from fscert.search_paths import count_binned, list_paths, tokens_to_latents
 from tests.reference.nearcopy_bruteforce import brute_force
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -227,8 +228,6 @@ def test_binned_count_is_exact_for_integer_costs():
 def test_interval_contains_a_monte_carlo_estimate():
     """Too many near-copies to list: the certified mass interval contains the frequency of
     near-copies among outputs of the empirical sampler (within its 4-sigma band)."""
-    from fscert.experiments_cert import empirical_sampler
-
     model = _model(3, 8, 3, False, seed=2)
     base, z, cnt, c = _case(3, 8, 1, seed=21, flips=0.05, max_count=10 ** 15)
     train = generated_values(decode_exact(model, base[:1]))
@@ -246,6 +245,15 @@ def test_interval_contains_a_monte_carlo_estimate():
     assert u["mass_low"] - band <= est <= u["mass_high"] + band
 
 
+def _small_random(rng: np.random.Generator, max_m: int, max_rho: int, flip: float) -> tuple[np.ndarray, int]:
+    """Random ±1 latents on a grid of 3–5 × 3–5 cells: 3 prototypes, each repeated 3 times with
+    bits flipped at rate ``flip``. Returns (latents int8 (9, m, h, w), ρ ≤ ``max_rho``)."""
+    m, h, w = int(rng.integers(1, max_m + 1)), int(rng.integers(3, 6)), int(rng.integers(3, 6))
+    rho = int(rng.integers(0, max_rho + 1))
+    base = np.where(rng.random((3, m, h, w)) < 0.5, -1, 1).astype(np.int8)
+    return np.concatenate([np.where(rng.random(base.shape) < flip, -base, base) for _ in range(3)]), rho
+
+
 def test_survival_weights_sum_to_the_surviving_mass():
     """Σ over the states after any cell of forward mass × survival = 1 − dead_end_mass (the
     identity that makes a dropped state's weight the mass of the complete paths through it)."""
@@ -254,9 +262,7 @@ def test_survival_weights_sum_to_the_surviving_mass():
     rng = np.random.default_rng(0)
     checked = 0
     for _ in range(12):
-        m, h, w, rho = int(rng.integers(1, 3)), int(rng.integers(3, 6)), int(rng.integers(3, 6)), int(rng.integers(0, 3))
-        base = np.where(rng.random((3, m, h, w)) < 0.5, -1, 1).astype(np.int8)
-        z = np.concatenate([np.where(rng.random(base.shape) < 0.2, -base, base) for _ in range(3)])
+        z, rho = _small_random(rng, 2, 2, 0.2)
         c = count_reachable(z, rho)
         if c.count > 200_000:
             continue
@@ -285,9 +291,7 @@ def test_survival_table_equals_the_whole_graph_reference(chunk_edges, tmp_path):
     rng = np.random.default_rng(1)
     checked = 0
     for _ in range(10):
-        m, h, w, rho = int(rng.integers(1, 4)), int(rng.integers(3, 6)), int(rng.integers(3, 6)), int(rng.integers(0, 4))
-        base = np.where(rng.random((3, m, h, w)) < 0.5, -1, 1).astype(np.int8)
-        z = np.concatenate([np.where(rng.random(base.shape) < 0.25, -base, base) for _ in range(3)])
+        z, rho = _small_random(rng, 3, 3, 0.25)
         if count_reachable(z, rho).count > 100_000:
             continue
         tables = build_tables(z, rho)
@@ -349,7 +353,7 @@ def test_stitched_decode_equals_whole_latent_decode(m, ls, r, transition):
 
 def test_disjoint_groups_separate_images_farther_than_twice_the_radius():
     """Images in different groups are more than 2√B apart, so no output can be within B of both."""
-    from fscert.nearcopy import disjoint_groups
+    from fscert.nearcopy_union import disjoint_groups
 
     rng = np.random.default_rng(5)
     x = rng.random((40, 1, 4, 4)).astype(np.float32)

@@ -266,7 +266,7 @@ def test_cli_train_and_sample(tmp_path):
     from click.testing import CliRunner
 
     from fscert.data import load_images
-    from fscert_cli.nfig_cmds import COMMANDS, nfig
+    from fscert_cli.nfig import COMMANDS, nfig
 
     assert COMMANDS == [nfig] and set(nfig.commands) == {"train", "sample"}
     r = CliRunner()

@@ -1,7 +1,7 @@
 """Never a false all-clear (issue 11, item 1): a certificate that did not examine every reachable
 image stores null (never 0) for near-copies, UIR, M-UIR and memorization mass, records
 ``verdict_scope`` "not-examined", and every reader (enumerate, certify's summary lines and
-summary.json, the HTML report) says so in the words of ``fscert.certify.verdict_words``."""
+summary.json, the HTML report) says so in the words of ``fscert.enumerate.verdict_words``."""
 from __future__ import annotations
 
 import json
@@ -12,11 +12,11 @@ import pytest
 from click.testing import CliRunner
 
 from fscert.certificate import attr_json, read_certificate, write_certificate
-from fscert.certify import (SCOPE_COMPLETE, SCOPE_NOT_EXAMINED, VERDICT_MAPS, CertifyConfig, Inputs, certify,
+from fscert.enumerate import (SCOPE_COMPLETE, SCOPE_NOT_EXAMINED, VERDICT_MAPS, EnumerateConfig, Inputs, certify,
                             verdict_scope, verdict_words, verify)
 from fscert.errors import FscertError
 from fscert.latents import LatentSet, write_latents
-from fscert.pipeline import CertifyJob, make_summary, summary_lines
+from fscert.certify import CertifyConfig, make_summary, summary_lines
 from fscert.report import build_report
 from fscert_cli.main import cli
 from test_report import make_certificate
@@ -61,7 +61,7 @@ def assert_no_figures(cert) -> None:
 
 def test_count_only_certificate_has_null_figures_round_trips_and_verifies(inputs, tmp_path):
     E, model, train = inputs
-    cert = certify(Inputs(E, model, train), CertifyConfig(count_only=True, gammas=GAMMAS))
+    cert = certify(Inputs(E, model, train), EnumerateConfig(count_only=True, gammas=GAMMAS))
     assert cert.attrs["count_only"] and cert.attrs["listed_count"] == 0 and int(cert.attrs["reachable_count"]) > 0
     assert_no_figures(cert)
     assert cert.flags.shape == (0, 2) and cert.m_uir.shape == (0, 2)
@@ -76,7 +76,7 @@ def test_count_only_certificate_has_null_figures_round_trips_and_verifies(inputs
 
 def test_complete_listing_is_unchanged(inputs, tmp_path):
     E, model, train = inputs
-    cert = certify(Inputs(E, model, train), CertifyConfig(gammas=GAMMAS))
+    cert = certify(Inputs(E, model, train), EnumerateConfig(gammas=GAMMAS))
     k = len(cert.latents)
     assert k == cert.reachable_count and cert.attrs["verdict_scope"] == SCOPE_COMPLETE
     for j, g in enumerate(("25", "30")):
@@ -88,7 +88,7 @@ def test_complete_listing_is_unchanged(inputs, tmp_path):
         assert attr_json(cert, "memorization_mass")[g] == float(cert.prob[cert.flags[:, j]].sum())
     write_certificate(tmp_path / "c.h5", cert)
     assert verify(read_certificate(tmp_path / "c.h5"), E, model, train) == []
-    s = make_summary(cert, E.latents, CertifyJob(), None, 0.0)
+    s = make_summary(cert, E.latents, CertifyConfig(), None, 0.0)
     s["report"] = "r"
     assert s["verdict_scope"] == SCOPE_COMPLETE and s["near_copies"]["25"] == int(cert.flags[:, 0].sum())
     lines = summary_lines(s)
@@ -105,8 +105,8 @@ def test_complete_listing_is_unchanged(inputs, tmp_path):
 
 def test_summary_of_a_count_only_certificate_says_not_examined(inputs):
     E, model, train = inputs
-    cert = certify(Inputs(E, model, train), CertifyConfig(count_only=True, gammas=GAMMAS))
-    s = make_summary(cert, E.latents, CertifyJob(), None, 0.0)
+    cert = certify(Inputs(E, model, train), EnumerateConfig(count_only=True, gammas=GAMMAS))
+    s = make_summary(cert, E.latents, CertifyConfig(), None, 0.0)
     s["report"] = "r"
     assert s["verdict_scope"] == SCOPE_NOT_EXAMINED
     for key in ("near_copies", "uir", "m_uir", "memorization_mass"):
@@ -170,7 +170,7 @@ def assert_report_not_examined(html: str, s: dict, n_gammas: int) -> None:
 
 def test_report_of_a_count_only_certificate(inputs, tmp_path):
     E, model, train = inputs
-    cert = certify(Inputs(E, model, train), CertifyConfig(count_only=True, gammas=GAMMAS))
+    cert = certify(Inputs(E, model, train), EnumerateConfig(count_only=True, gammas=GAMMAS))
     write_certificate(tmp_path / "c.h5", cert)
     build_report(tmp_path / "c.h5", tmp_path / "rep", train_images=train)
     html, s = report_parts(tmp_path / "rep")

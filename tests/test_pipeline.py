@@ -74,9 +74,9 @@ def test_interrupted_run_keeps_finished_stages_and_resumes_identically(tmp_path,
     """Ctrl-C during fine-tuning leaves no OUT, only OUT.partial with stages 1–3; --resume reuses
     them and writes the same certificate, byte for byte, as an uninterrupted run."""
     import fscert.training
-    from fscert.pipeline import CertifyJob, run_certify
+    from fscert.certify import CertifyConfig, run_certify
 
-    job = CertifyJob(n_train=8, epochs=2, finetune_epochs=1, draw_finetune_epochs=1, hidden=16, trials=2)
+    job = CertifyConfig(n_train=8, epochs=2, finetune_epochs=1, draw_finetune_epochs=1, hidden=16, trials=2)
     whole = run_certify(job, tmp_path / "whole", progress=False, log=lambda m: None)
 
     real = fscert.training.finetune_decoder
@@ -102,35 +102,17 @@ def test_interrupted_run_keeps_finished_stages_and_resumes_identically(tmp_path,
     assert not (res.out / "job.json").exists()
 
 
-def test_resume_with_other_options_starts_again(tmp_path, monkeypatch):
-    import fscert.training
-    from fscert.pipeline import CertifyJob, run_certify
-
-    def interrupt(*a, **k):
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(fscert.training, "finetune_decoder", interrupt)
-    job = CertifyJob(n_train=8, epochs=2, finetune_epochs=1, draw_finetune_epochs=1, hidden=16, trials=2)
-    with pytest.raises(KeyboardInterrupt):
-        run_certify(job, tmp_path / "run", progress=False, log=lambda m: None)
-    lines: list[str] = []
-    job.trials = 3
-    with pytest.raises(KeyboardInterrupt):
-        run_certify(job, tmp_path / "run", progress=False, log=lines.append, resume=True)
-    assert "no run to resume" in lines[0] and not any("done before" in ln for ln in lines)
-
-
 def test_failure_removes_the_partial_folder(tmp_path, monkeypatch):
     """Any error other than an interruption leaves nothing: neither OUT nor OUT.partial."""
     import fscert.training
     from fscert.errors import FscertError
-    from fscert.pipeline import CertifyJob, run_certify
+    from fscert.certify import CertifyConfig, run_certify
 
     def fail(*a, **k):
         raise FscertError("boom")
 
     monkeypatch.setattr(fscert.training, "finetune_decoder", fail)
-    job = CertifyJob(n_train=8, epochs=2, finetune_epochs=1, draw_finetune_epochs=1, hidden=16, trials=1)
+    job = CertifyConfig(n_train=8, epochs=2, finetune_epochs=1, draw_finetune_epochs=1, hidden=16, trials=1)
     with pytest.raises(FscertError):
         run_certify(job, tmp_path / "run", progress=False, log=lambda m: None)
     assert list(tmp_path.iterdir()) == []
@@ -138,8 +120,8 @@ def test_failure_removes_the_partial_folder(tmp_path, monkeypatch):
 
 def test_decoder_only_training_runs(tmp_path):
     """--epochs 0 (phase 2 only) is a valid job: no phase-1 checkpoint is ever written."""
-    from fscert.pipeline import CertifyJob, run_certify
+    from fscert.certify import CertifyConfig, run_certify
 
-    job = CertifyJob(n_train=8, epochs=0, finetune_epochs=1, draw_finetune_epochs=1, hidden=16, trials=1)
+    job = CertifyConfig(n_train=8, epochs=0, finetune_epochs=1, draw_finetune_epochs=1, hidden=16, trials=1)
     res = run_certify(job, tmp_path / "run", progress=False, log=lambda m: None)
     assert (res.out / "cert.h5").exists() and sorted(p.name for p in tmp_path.iterdir()) == ["run"]

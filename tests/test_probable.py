@@ -15,12 +15,13 @@ import math
 import numpy as np
 import pytest
 
-from fscert.enumeration import build_tables, count_reachable, enumerate_reachable
+from fscert.enumeration import build_tables, count_reachable, empirical_sampler, enumerate_reachable
 from fscert.errors import FscertError
-from fscert.experiments_cert import empirical_sampler
 from fscert.patches import pre_offsets
-from fscert.probable import _max_excluding, _top_after, most_probable
-from fscert.search import SearchTooLarge, list_paths, make_layout, search
+from fscert.probable import most_probable
+from fscert.probable_unlisted import max_excluding, top_after
+from fscert.search import SearchTooLarge, make_layout, search
+from fscert.search_paths import list_paths
 
 
 # ----------------------------------------------------------------------------- reference
@@ -252,11 +253,11 @@ def test_top_after_equals_brute_force(seed):
     for j in sorted(set(rng.integers(0, c.count, 6).tolist()) | {0, c.count - 1}):
         tail = np.sort(lst.raw_prob[j + 1:])[::-1]
         for kk in (1, 2, 5):
-            np.testing.assert_array_equal(_top_after(graph, paths.tok[j], kk), tail[:kk])
+            np.testing.assert_array_equal(top_after(graph, paths.tok[j], kk), tail[:kk])
         if len(tail) > 2:                         # take out two known paths after j
             pick = rng.choice(np.arange(j + 1, c.count), 2, replace=False)
             rest = np.delete(lst.raw_prob[j + 1:], pick - j - 1)
-            got = _max_excluding(_top_after(graph, paths.tok[j], 3), lst.raw_prob[pick])
+            got = max_excluding(top_after(graph, paths.tok[j], 3), lst.raw_prob[pick])
             assert got == rest.max()
 
 

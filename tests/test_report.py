@@ -1,4 +1,4 @@
-"""Unit tests of the static HTML report (fscert/report.py, cli/report_cmds.py); no browser."""
+"""Unit tests of the static HTML report (fscert/report.py, cli/report.py); no browser."""
 from __future__ import annotations
 
 import csv
@@ -17,7 +17,7 @@ from fscert.certificate import Certificate, read_certificate, write_certificate
 from fscert.errors import FscertError
 from fscert.report import build_report, latent_tiles
 from fscert_cli.common import FscertGroup
-from fscert_cli.report_cmds import COMMANDS
+from fscert_cli.report import COMMANDS
 
 GAMMAS = [20.0, 30.0]
 MALICIOUS = "<script>alert(1)</script>"

@@ -15,7 +15,7 @@ import pytest
 from markupsafe import escape
 
 from fscert.certificate import Certificate, read_certificate, write_certificate
-from fscert.certify import verdict_words
+from fscert.enumerate import verdict_words
 from fscert.errors import FscertError
 from fscert.report import build_report, count_in_words, exposure_ranking
 from test_report import read_data_js, sprite_tile
@@ -123,7 +123,7 @@ def real(tmp_path_factory):
     """Real searched certificates from the near-copy search: every near-copy listed (exact), and
     per-training-image listings capped so that the union's figures are certified intervals."""
     from fscert.blocks import decode_exact, generated_values
-    from fscert.certify import CertifyConfig, Inputs, certify
+    from fscert.enumerate import EnumerateConfig, Inputs, certify
     from fscert.latents import LatentSet
     from test_nearcopy import _case, _model
 
@@ -137,7 +137,7 @@ def real(tmp_path_factory):
     out = {}
     for name, cap in (("exact", 5000), ("interval", 10)):
         cert = certify(Inputs(LatentSet(z, cnt), model, train),
-                       CertifyConfig(rho=1, max_images=cap, gammas=GAMMAS, near_copies_only=True))
+                       EnumerateConfig(rho=1, max_images=cap, gammas=GAMMAS, near_copies_only=True))
         out[name] = written(folder, cert, f"{name}.h5")
     assert out["exact"].attrs["verdict_scope"] == "searched" and len(out["exact"].extra["near_prob"]) > 0
     assert json.loads(out["interval"].attrs["near_copy_exact"]) == {"20": False, "25": False}

@@ -1,18 +1,33 @@
-"""Resource guards: estimates are upper bounds of the arrays made, calibrations change nothing,
-and every long command prints its estimate and refuses above --max-memory with one line."""
+"""Resource guards: estimates are upper bounds of the arrays made; times are counts of work ×
+per-unit costs (fscert/costs.json), computed without running a kernel; every long command prints
+its estimate and refuses above --max-memory with one line."""
 from __future__ import annotations
+
+import json
+import math
+from dataclasses import fields
 
 import numpy as np
 import pytest
 import torch
+import torch.nn as nn
 from click.testing import CliRunner
+from torch.overrides import TorchFunctionMode
 
+import fscert.resources as res
 from fscert.autoencoder import AEConfig, LocalAutoencoder, decode_batched, save_model
 from fscert.errors import FscertError
 from fscert.latents import LatentSet, write_latents
-from fscert.resources import (Plan, Step, decode_step, encode_step, memory_limit, neighbour_step, sampling_step,
-                              size_str, time_str, training_step)
+from fscert.resources import (Costs, Plan, Step, Work, decode_step, encode_step, evaluations, fit_seconds,
+                              forward_seconds, memory_limit, model_work, network_work, neighbour_step,
+                              parse_costs, reference_costs, sampling_step, size_str, time_str, training_step)
 from fscert_cli.main import cli
+
+#: round per-unit costs, so that expected seconds can be written down by hand
+UNIT = Costs(machine="a test machine", train_step_s=1.0, train_param_s=0.01, train_mac_s=1e-6,
+             train_pointwise_mac_s=2e-6, train_value_s=1e-5, forward_batch_s=0.5, forward_mac_s=1e-7,
+             forward_pointwise_mac_s=2e-7, forward_value_s=1e-6, search_flop_s=1e-9, sample_candidate_s=1e-3,
+             sample_word_s=1e-4, sample_cell_s=1e-2)
 
 
 def _latents(n=12, m=1, s=8, seed=0):
@@ -33,6 +48,12 @@ def files(tmp_path_factory, model):
     return d
 
 
+@pytest.fixture
+def unit_costs(monkeypatch):
+    monkeypatch.setattr(res, "reference_costs", lambda: UNIT)
+    return UNIT
+
+
 # ----------------------------------------------------------------------------- the plan
 
 
@@ -41,7 +62,8 @@ def test_plan_line_and_refusal():
     assert plan.bytes == 3 * 2**20 + 5 * 2**30 and plan.time_s == pytest.approx(400.2)
     lines = []
     plan.check(max_memory=6 * 2**30, log=lines.append)
-    assert lines == ["estimate: list 10 latents, decode 10 images: about 5.00 GiB and 6.7 min"]
+    assert lines == ["estimate: list 10 latents, decode 10 images: about 5.00 GiB and 6.7 min "
+                     f"(time from per-unit costs measured on {reference_costs().machine})"]
     with pytest.raises(FscertError) as e:
         plan.check(max_memory=5 * 2**30)
     msg = str(e.value)
@@ -62,6 +84,163 @@ def test_size_str(n, text):
 @pytest.mark.parametrize("s,text", [(0.3, "< 1 s"), (42, "42 s"), (300, "5.0 min"), (9000, "2.5 h")])
 def test_time_str(s, text):
     assert time_str(s) == text
+
+
+# ----------------------------------------------------------------------------- the shipped costs
+
+
+def test_costs_file_is_in_the_package_and_loads():
+    from importlib import resources
+
+    f = resources.files("fscert").joinpath(res.COSTS_FILE)
+    assert f.is_file()
+    blob = json.loads(f.read_text(encoding="utf-8"))
+    c = reference_costs()
+    assert c.machine == blob["machine"] and "cores" in c.machine
+    values = [getattr(c, k.name) for k in fields(Costs) if k.name != "machine"]
+    assert all(math.isfinite(v) and v >= 0 for v in values)
+    assert min(c.train_mac_s + c.train_pointwise_mac_s + c.train_value_s, c.search_flop_s,
+               c.forward_mac_s + c.forward_pointwise_mac_s + c.forward_value_s,
+               c.sample_candidate_s + c.sample_word_s) > 0                  # every kind of work takes time
+
+
+def test_costs_with_a_missing_unit_are_refused_in_one_line():
+    with pytest.raises(FscertError) as e:
+        parse_costs(json.dumps({"machine": "m", "costs": {"train_step_s": 1.0}}))
+    assert "\n" not in str(e.value) and "forward_mac_s" in str(e.value) and "make bench" in str(e.value)
+
+
+# ----------------------------------------------------------------------------- counting work
+
+
+def test_network_work_counts_products_and_values():
+    """Conv 1→4 (3×3) on 8×8: 36 weights × 64 positions; ConvTranspose 4→2 (2×2, stride 2): 32
+    weights × 64 input positions; pointwise: a 1×1 conv 2→3 on 16×16 (6 × 256) and a linear
+    layer 16→5 on 3·16 rows (80 × 48); values: every leaf's output."""
+    with torch.device("meta"):
+        net = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.LeakyReLU(), nn.ConvTranspose2d(4, 2, 2, stride=2),
+                            nn.Conv2d(2, 3, 1), nn.Linear(16, 5))
+    w = network_work(net, (1, 8, 8))
+    assert w == Work(36 * 64 + 32 * 64, 6 * 256 + 80 * 48, 4 * 64 + 4 * 64 + 2 * 256 + 3 * 256 + 3 * 16 * 5)
+
+
+def test_model_work_of_the_autoencoder_by_hand(model):
+    """The tiny model (M = 1, 8×8 latent, hidden 16, R = 3) counted from Tab. 1's layers."""
+    w = model_work(model)
+    enc = 1 * 32 * 16 * 16 * 16 + 32 * 64 * 16 * 64                    # 4×4 convolutions to 16×16, then 8×8
+    enc_pointwise = 64 * 1 * 64 + 2 * (1 * 64)                         # 1×1 to M, two residual 1×1
+    dec_pointwise = 2 * 64 + (9 * 16 + 16 * 16 + 16 * 16) * 64 + (1 * 32 + 32 * 1) * 1024
+    assert (w.encoder.macs, w.encoder.pointwise_macs) == (enc, enc_pointwise)
+    assert (w.decoder.macs, w.decoder.pointwise_macs) == (0, dec_pointwise)
+    assert w.encoder_params + w.decoder_params == sum(p.numel() for p in model.parameters())
+    assert w.decoder_params == sum(p.numel() for p in model.decoder.parameters())
+
+
+@pytest.mark.parametrize("points", [1, 7, 100])
+def test_evaluation_count_is_the_training_loops(points):
+    from fscert.training import _eval_now
+
+    for epochs in (0, 1, 5, 99, 100, 101, 250, 600):
+        assert evaluations(epochs, points) == sum(_eval_now(e, epochs, points) for e in range(epochs))
+
+
+# ----------------------------------------------------------------------------- counts × costs
+
+
+def test_fit_and_forward_seconds_are_counts_times_costs():
+    w = Work(macs=1000, pointwise_macs=300, values=100)
+    # 10 images in batches of 4: 3 steps per epoch, 9 in all; 30 image-epochs
+    assert fit_seconds(w, 50, 10, 3, 4, UNIT) == pytest.approx(
+        9 * (1.0 + 50 * 0.01) + 30 * (1000e-6 + 300 * 2e-6 + 100e-5))
+    assert fit_seconds(w, 50, 0, 3, 4, UNIT) == 0 and fit_seconds(w, 50, 10, 0, 4, UNIT) == 0
+    # 600 images in batches of 256: 3 batches
+    assert forward_seconds(w, 600, 256, UNIT) == pytest.approx(600 * (1000e-7 + 300 * 2e-7 + 100e-6) + 3 * 0.5)
+
+
+def test_training_estimate_is_both_phases_evaluations_and_encoding(model, unit_costs):
+    """train 300 images, 4 + 2 epochs, batch 64: phase 1 and phase 2 fits, 4 + 2 evaluations of
+    256 images through the whole model, one encoding of the 300 images; a fine-tune is the
+    decoder fit alone."""
+    w = model_work(model)
+    both = w.encoder + w.decoder
+    p1 = fit_seconds(both, w.encoder_params + w.decoder_params, 300, 4, 64, UNIT)
+    p2 = fit_seconds(w.decoder, w.decoder_params, 300, 2, 64, UNIT)
+    evals = 6 * forward_seconds(both, 256, 256, UNIT)
+    enc = forward_seconds(w.encoder, 300, 512, UNIT)
+    assert training_step(300, model, 64, epochs=4, decoder_epochs=2).time_s == pytest.approx(p1 + p2 + evals + enc)
+    assert training_step(300, model, 64, decoder_epochs=2, what="fine-tune").time_s == pytest.approx(p2)
+    assert training_step(0, model, 64, epochs=4).time_s == 0
+
+
+def test_decode_encode_search_and_sampling_seconds(model, unit_costs):
+    w = model_work(model)
+    assert decode_step(1000, model).time_s == pytest.approx(
+        1000 * (w.decoder.pointwise_macs * 2e-7 + (w.decoder.values + 4 * 1024) * 1e-6) + 4 * 0.5)
+    assert encode_step(300, model).time_s == pytest.approx(
+        300 * (w.encoder.macs * 1e-7 + w.encoder.pointwise_macs * 2e-7 + (w.encoder.values + 3 * 64) * 1e-6) + 2 * 0.5)
+    assert decode_step(0, model).time_s == 0 and decode_step(10, model, sec_per_image=2.0).time_s == 20
+    assert neighbour_step(100, 1000, 784).time_s == pytest.approx(2 * 100 * 1000 * 784 * 1e-9)
+    from fscert.sampling import build_bank
+
+    bank = build_bank(_latents(), rho=1)
+    pools = [bank.pool(i)[0] for i in range(bank.n_cells)]
+    per = sum(len(p) * 1e-3 + p.size * 1e-4 + 1e-2 for p in pools)
+    assert sampling_step(bank, 50, 0.01).time_s == pytest.approx(50 * per)
+
+
+class _NoKernels(TorchFunctionMode):
+    """Records every torch call that makes a tensor off the meta device (a real kernel)."""
+
+    def __init__(self):
+        super().__init__()
+        self.real: list[str] = []
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        outs = out if isinstance(out, (tuple, list)) else (out,)
+        if any(isinstance(o, torch.Tensor) and o.device.type != "meta" for o in outs):
+            self.real.append(getattr(func, "__name__", str(func)))
+        return out
+
+
+def test_estimating_runs_no_kernel_and_changes_nothing(model, monkeypatch):
+    """Training, decoding, encoding, searching and sampling are all estimated while every one of
+    those kernels raises, no torch call makes a real tensor, and the random states and the
+    model's weights stay as they were."""
+    import importlib
+
+    import fscert.autoencoder
+    import fscert.sampling
+    import fscert.training
+    from fscert.sampling import build_bank
+
+    nearest_module = importlib.import_module("fscert.metrics.nearest")     # fscert.metrics.nearest is also a function
+    bank = build_bank(_latents(), rho=1)
+
+    def forbidden(*a, **k):
+        raise AssertionError("a kernel ran while estimating")
+
+    for mod, name in [(fscert.training, "train"), (fscert.training, "_fit_decoder"), (fscert.training, "evaluate"),
+                      (fscert.autoencoder, "decode_batched"), (fscert.autoencoder, "encode_batched"),
+                      (fscert.sampling, "sample_direct"), (nearest_module, "nearest"),
+                      (torch.optim.Adam, "step"), (torch.Tensor, "backward")]:
+        monkeypatch.setattr(mod, name, forbidden)
+    monkeypatch.setattr(LocalAutoencoder, "forward", forbidden)
+    torch.manual_seed(7)
+    np.random.seed(7)
+    torch_state, np_state = torch.get_rng_state(), np.random.get_state()[1].copy()
+    w0 = {k: v.clone() for k, v in model.state_dict().items()}
+    with _NoKernels() as mode:
+        plan = (Plan().add(training_step(640, model, 64, epochs=30, decoder_epochs=10))
+                .add(training_step(900, model, 64, decoder_epochs=5, what="fine-tune"))
+                .add(decode_step(5000, model)).add(encode_step(640, model))
+                .add(neighbour_step(5000, 640, 784, n_gammas=2, self_search=True))
+                .add(sampling_step(bank, 200, 0.01)))
+        again = training_step(640, model, 64, epochs=30, decoder_epochs=10)
+    assert mode.real == []
+    assert plan.time_s > 0 and again.time_s == plan.steps[0].time_s     # the same estimate every time
+    assert torch.equal(torch.get_rng_state(), torch_state) and np.array_equal(np.random.get_state()[1], np_state)
+    assert all(torch.equal(w0[k], v) for k, v in model.state_dict().items())
 
 
 # ----------------------------------------------------------------------------- estimates vs what is made
@@ -104,21 +283,6 @@ def test_neighbour_work_counts_products():
     assert neighbour_step(100, 1000, 784, self_search=True, flops=1.0).time_s == pytest.approx(
         2 * 100 * 1000 * 784 + 2 * 1000 * 1000 * 784)
     assert neighbour_step(200, 1000, 784).bytes > neighbour_step(100, 1000, 784).bytes >= 100 * 784 * 4
-
-
-def test_calibrations_leave_every_random_state_alone(model):
-    """Estimates run before the work; they must not change what the work produces."""
-    torch.manual_seed(7)
-    np_state = np.random.get_state()[1].copy()
-    before = torch.get_rng_state()
-    training_step(64, model, 16, epochs=1, decoder_epochs=1)
-    decode_step(8, model)
-    encode_step(8, model)
-    assert torch.equal(torch.get_rng_state(), before)
-    assert np.array_equal(np.random.get_state()[1], np_state)
-    w0 = {k: v.clone() for k, v in model.state_dict().items()}
-    training_step(64, model, 16, epochs=2)
-    assert all(torch.equal(w0[k], v) for k, v in model.state_dict().items())
 
 
 def test_training_estimate_counts_images_and_optimiser(model):

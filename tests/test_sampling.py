@@ -1,4 +1,5 @@
-"""Direct sampler (fscert.sampling) against a brute-force evaluation of Eq. 8 / Eq. 21."""
+"""Direct sampler (fscert.sampling, its patch bank, the full-support enumeration) against a
+brute-force evaluation of Eq. 8 / Eq. 21."""
 from __future__ import annotations
 
 import math
@@ -9,7 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fscert import sampling as S
+from fscert.enumeration import full_support, full_support_index_to_latents
 from fscert.errors import FscertError
+from fscert.patch_bank import build_bank
 from fscert.patches import contexts, padding_classes, token_to_index, tokens
 
 
@@ -47,7 +50,7 @@ def brute_joint(src, rho, q, counts=None):
     """Chain rule (Eq. 6) over every latent of a tiny grid, in full-support order."""
     n, m, h, w = src.shape
     L = h * w
-    lat = S.full_support_index_to_latents(np.arange(2 ** (m * L)), m, h, w)
+    lat = full_support_index_to_latents(np.arange(2 ** (m * L)), m, h, w)
     prob = np.ones(len(lat))
     cache = {}
     for j, z in enumerate(lat):
@@ -139,7 +142,7 @@ def test_duplicate_sources_equal_counts():
         a = S.conditional_probs(dup, 1, 0.2, cell, z)
         b = S.conditional_probs(src, 1, 0.2, cell, z, counts=[3, 1, 1, 1])
         np.testing.assert_allclose(a, b, rtol=1e-12)
-    bank = S.build_bank(dup, 1)
+    bank = build_bank(dup, 1)
     assert bank.n_patterns() <= 4 * 9
 
 
@@ -161,7 +164,7 @@ def test_q0_is_the_limit_nearest_patches():
         p0 = S.conditional_probs(src, 1, 0.0, cell, z)
         p_small = S.conditional_probs(src, 1, 1e-9, cell, z)
         np.testing.assert_allclose(p0, p_small, atol=1e-6)
-        bank = S.build_bank(src, 1)
+        bank = build_bank(src, 1)
         _, centre, _ = bank.pool(cell)
         assert set(np.flatnonzero(p0 > 0)) <= set(centre.tolist())
 
@@ -177,7 +180,7 @@ def test_full_support_matches_brute_chain_rule():
     rng = np.random.default_rng(11)
     src = rand_latents(rng, 4, 1, 3, 3)
     counts = np.array([1, 2, 1, 3])
-    lat, prob = S.full_support(src, 1, 0.15, counts=counts)
+    lat, prob = full_support(src, 1, 0.15, counts=counts)
     blat, bprob = brute_joint(src, 1, 0.15, counts)
     assert lat.shape == (512, 1, 3, 3) and lat.dtype == np.int8
     np.testing.assert_array_equal(lat, blat)
@@ -191,9 +194,9 @@ def test_full_support_matches_brute_chain_rule():
 def test_full_support_sums_to_one_and_matches_log_prob(shape, rho, q, ti):
     rng = np.random.default_rng(2)
     src = rand_latents(rng, 5, *shape)
-    lat, prob = S.full_support(src, rho, q, translation_invariant=ti)
+    lat, prob = full_support(src, rho, q, translation_invariant=ti)
     assert prob.sum() == pytest.approx(1.0, abs=1e-12)
-    bank = S.build_bank(src, rho, translation_invariant=ti)
+    bank = build_bank(src, rho, translation_invariant=ti)
     sub = rng.choice(len(lat), 64, replace=False)
     with np.errstate(divide="ignore"):
         np.testing.assert_allclose(np.exp(S.log_prob(bank, lat[sub], q)), prob[sub], rtol=1e-9, atol=1e-300)
@@ -202,7 +205,7 @@ def test_full_support_sums_to_one_and_matches_log_prob(shape, rho, q, ti):
 def test_full_support_too_large():
     src = np.ones((1, 7, 2, 2), np.int8)
     with pytest.raises(FscertError, match="24 bits"):
-        S.full_support(src, 1, 0.1)
+        full_support(src, 1, 0.1)
 
 
 def test_sampler_chi_square_against_brute_force():
@@ -226,7 +229,7 @@ def test_sampler_chi_square_against_brute_force():
 def test_sampler_matches_full_support_translation_invariant():
     rng = np.random.default_rng(8)
     src = rand_latents(rng, 3, 2, 2, 2)
-    lat, prob = S.full_support(src, 1, 0.2, translation_invariant=True, counts=[2, 1, 1])
+    lat, prob = full_support(src, 1, 0.2, translation_invariant=True, counts=[2, 1, 1])
     x = S.sample(src, 60_000, rho=1, q=0.2, seed=9, translation_invariant=True, counts=[2, 1, 1])
     freq = np.bincount(latent_ids(x), minlength=len(prob)) / len(x)
     assert 0.5 * np.abs(freq - prob).sum() < 0.03
@@ -235,8 +238,8 @@ def test_sampler_matches_full_support_translation_invariant():
 def test_full_context_equals_large_rho():
     rng = np.random.default_rng(4)
     src = rand_latents(rng, 4, 1, 2, 3)
-    _, p_full = S.full_support(src, 0, 0.1, full_context=True)
-    _, p_big = S.full_support(src, 9, 0.1)
+    _, p_full = full_support(src, 0, 0.1, full_context=True)
+    _, p_big = full_support(src, 9, 0.1)
     np.testing.assert_allclose(p_full, p_big, rtol=1e-12)
     z = rand_latents(rng, 1, 1, 2, 3)[0]
     np.testing.assert_allclose(S.conditional_probs(src, 0, 0.1, 5, z, full_context=True),
@@ -264,7 +267,7 @@ def test_bad_inputs():
     with pytest.raises(FscertError):
         S.sample(src * 0, 3, rho=1, q=0.1)
     with pytest.raises(FscertError):
-        S.build_bank(src, 1, translation_invariant=True, full_context=True)
+        build_bank(src, 1, translation_invariant=True, full_context=True)
 
 
 def test_parallel_kernel_matches_serial():

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from fscert.autoencoder import AEConfig, LocalAutoencoder, save_model
 from fscert.latents import write_latents
 from fscert_cli.common import FscertGroup
-from fscert_cli.sample_cmds import COMMANDS
+from fscert_cli.sample import COMMANDS
 
 
 @click.group(cls=FscertGroup)

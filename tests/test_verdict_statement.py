@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from fscert.glossary import GLOSSARY
-from fscert.pipeline import CertifyJob, make_summary, summary_lines
+from fscert.certify import CertifyConfig, make_summary, summary_lines
 from fscert.verdict import verdict_words
 from fscert.decidability import BADGE_COPY, BADGE_NO_COPY_FOUND, BADGE_NOT_DECIDABLE, BADGE_NOVEL, badge_codes
 from fscert.verdict_statement import NO_BASELINE, statement, statement_lines
@@ -212,7 +212,7 @@ def test_guarantees_assumptions_and_baseline():
 def test_summary_opens_with_the_verdict():
     cert, _ = listed((5.0, 15.0))
     add_fidelity(cert, recon(15.0, 19.0), median=17.6, recon_counts={"25": 0, "30": 0})
-    s = make_summary(cert, cert.latents[:5], CertifyJob(), None, 0.0)
+    s = make_summary(cert, cert.latents[:5], CertifyConfig(), None, 0.0)
     s["report"] = "r/index.html"
     json.dumps(s, allow_nan=False)
     assert s["verdict"]["per_gamma"]["25"]["status"] == "not-decidable"
@@ -233,7 +233,7 @@ def test_summary_opens_with_the_verdict():
 
 def test_summary_of_a_searched_certificate_has_no_false_numbers():
     cert, _ = make_searched(exact=False, unknown=True)
-    s = make_summary(cert, np.zeros((6, 2, 4, 4), np.int8), CertifyJob(), None, 0.0)
+    s = make_summary(cert, np.zeros((6, 2, 4, 4), np.int8), CertifyConfig(), None, 0.0)
     s["report"] = "r"
     json.dumps(s, allow_nan=False)                            # unknown ends are null, not NaN
     assert s["near_copies"] == {"20": None, "25": None}       # intervals are never one number

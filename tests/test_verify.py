@@ -7,7 +7,7 @@ import pytest
 from click.testing import CliRunner
 
 from fscert.latents import read_latents, write_latents
-from fscert_cli.certify_cmds import COMMANDS
+from fscert_cli.main import COMMANDS
 from fscert_cli.common import FscertGroup
 
 

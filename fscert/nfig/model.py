@@ -15,7 +15,9 @@ import torch
 import torch.nn as nn
 
 from ..checkpoint import load_checkpoint, load_weights, save_checkpoint
-from ..errors import FscertError, atomic_path
+from ..errors import FscertError
+from ..fileio import atomic_path
+from ..image_grid import write_png_grid
 from .config import NFIGConfig
 from .frvae import FRVAE
 from .transformer import NextFrequencyTransformer
@@ -104,27 +106,10 @@ def load_nfig(path: str | os.PathLike) -> NFIG:
     return model
 
 
-def image_grid(images_NCHW: np.ndarray, max_images: int = 256, pad: int = 2) -> np.ndarray:
-    """Tile uint8 images into one H×W(×3) array (at most ``max_images``, near-square)."""
-    x = images_NCHW[:max_images]
-    N, C, H, W = x.shape
-    cols = int(np.ceil(np.sqrt(N)))
-    rows = int(np.ceil(N / cols))
-    grid = np.zeros((C, rows * (H + pad) + pad, cols * (W + pad) + pad), dtype=np.uint8)
-    for i in range(N):
-        r, c = divmod(i, cols)
-        y0, x0 = pad + r * (H + pad), pad + c * (W + pad)
-        grid[:, y0:y0 + H, x0:x0 + W] = x[i]
-    return grid[0] if C == 1 else grid.transpose(1, 2, 0)
-
-
 def write_samples(images: np.ndarray, labels: np.ndarray, npz_path: str | os.PathLike,
                   png_path: str | os.PathLike | None = None) -> None:
     """Write ``images``/``labels`` to an npz (atomically) and a PNG grid next to it."""
-    from PIL import Image
-
     with atomic_path(npz_path) as tmp, open(tmp, "wb") as f:
         np.savez_compressed(f, images=images, labels=labels)
     if png_path is not None:
-        with atomic_path(png_path) as tmp:
-            Image.fromarray(image_grid(images)).save(tmp, format="PNG")
+        write_png_grid(png_path, images, max_images=256, pad=2)

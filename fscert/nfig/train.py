@@ -12,14 +12,14 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import FscertError
+from ..metrics.nearest import psnr_from_sqdist
 from .config import NFIGConfig
 from .model import NFIG
 
 
 def psnr(x: torch.Tensor, y: torch.Tensor) -> float:
     """PSNR in dB of images in [0, 1], from the mean squared error over the whole set."""
-    mse = float(F.mse_loss(x.float(), y.float()))
-    return float("inf") if mse == 0 else 10 * math.log10(1.0 / mse)
+    return float(psnr_from_sqdist(float(F.mse_loss(x.float(), y.float())), 1))
 
 
 def load_labels(spec: str | os.PathLike, n: int, split: str = "train", limit: int | None = None) -> np.ndarray | None:

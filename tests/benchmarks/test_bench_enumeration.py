@@ -13,7 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fscert.enumeration import count_reachable, enumerate_reachable  # noqa: E402
 from test_enumeration import saturated  # noqa: E402
-from test_enumeration_reference import ref_dfs  # noqa: E402
+from tests.reference.enumeration_reference import ref_dfs  # noqa: E402
 
 
 def _timed(fn, *a, **k):

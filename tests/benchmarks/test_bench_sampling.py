@@ -21,12 +21,13 @@ import pytest
 import torch
 
 from fscert import sampling as S
-from fscert.defaults import DEFAULTS
+from fscert.empirical import DrawConfig
 from fscert.noise import flip_probability
 from fscert.patches import contexts, index_to_token, pre_offsets, tokens
 
+
 M = 7
-Q = flip_probability(DEFAULTS["tau"], DEFAULTS["kappa"])       # the sampling defaults (q ≈ 0.004)
+Q = flip_probability(DrawConfig.tau, DrawConfig.kappa)       # the sampling defaults (q ≈ 0.004)
 Q_HIGH = flip_probability(1.2, 2.0)                            # a noisier setting, q ≈ 0.204
 CASES = [  # (grid, rho, number of source latents, number of generated images, q)
     (8, 1, 1000, 64, Q), (8, 5, 1000, 64, Q), (32, 1, 200, 64, Q), (32, 5, 200, 64, Q), (8, 1, 1000, 64, Q_HIGH),

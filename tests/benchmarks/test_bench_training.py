@@ -12,8 +12,8 @@ import torch
 
 from fscert.autoencoder import AEConfig, decode_batched
 from fscert.data import load_images
-from fscert.defaults import DEFAULTS
 from fscert.training import TrainConfig, evaluate, train
+
 
 
 def test_default_training_quality_and_throughput():
@@ -28,13 +28,14 @@ def test_default_training_quality_and_throughput():
     decode_batched(model, np.concatenate([z] * 4), batch=256)
     dec = time.perf_counter() - t1
     # reference: the decoder's hidden×hidden layer over the same number of cells, as one matmul
-    h = int(DEFAULTS["hidden"])
+    ae = AEConfig()
+    h = ae.hidden
     a, b = torch.randn(4 * len(z) * 64, h), torch.randn(h, h)
     t2 = time.perf_counter()
     a @ b
     ref = time.perf_counter() - t2
     n_steps = cfg.epochs + cfg.finetune_epochs
-    print(f"\n[training] MNIST-1000, defaults (M={DEFAULTS['latent_channels']}, R={DEFAULTS['receptive_field']}, "
+    print(f"\n[training] MNIST-1000, defaults (M={ae.latent_channels}, R={ae.receptive_field}, "
           f"hidden={h}, {cfg.epochs}+{cfg.finetune_epochs} epochs): binarised PSNR {stats['psnr']:.2f} dB "
           f"(target ≥ 28), binary rate {stats['binary_rate']:.3f}, train time {seconds:.0f} s (budget 600 s)")
     print(f"[training] throughput {len(x) * n_steps / seconds:.0f} images/s; decoding {4 * len(z) / dec:.0f} images/s; "

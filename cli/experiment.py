@@ -1,9 +1,14 @@
 """`fscert experiment NAME --out DIR`: the paper's figures at CPU-sized settings (fscert.experiments)."""
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import click
 
-from .common import Console, force_option, json_option, out_option, quiet_option, seed_option, write_json
+from fscert.fileio import atomic_dir
+
+from .common import IntRange, Console, force_option, json_option, out_option, quiet_option, write_json
 
 NAMES = ["training", "trials", "coverage", "tau", "rho", "consistency", "network", "compare"]
 
@@ -12,11 +17,13 @@ NAMES = ["training", "trials", "coverage", "tau", "rho", "consistency", "network
 @click.argument("name", type=click.Choice(NAMES))
 @out_option("Folder to write NAME.png and NAME.json into (created atomically).", folder=True)
 @force_option("an existing output folder")
-@seed_option()
+@click.option("--seed", type=IntRange(min=0), default=None,
+              help="Random seed (≥ 0): the same seed gives the same result [default: the experiment's own].")
 @click.option("--quick", is_flag=True, help="Tiny settings (seconds, for tests); numbers are not meaningful.")
 @json_option("NAME.json (settings, the paper's numbers, ours)")
 @quiet_option()
-def experiment(name: str, out: str, force: bool, seed: int, quick: bool, json_out: str | None, quiet: bool) -> None:
+def experiment(name: str, out: str, force: bool, seed: int | None, quick: bool, json_out: str | None,
+               quiet: bool) -> None:
     """Reproduce one FS-LAR figure at CPU-sized settings.
 
     \b
@@ -29,22 +36,19 @@ def experiment(name: str, out: str, force: bool, seed: int, quick: bool, json_ou
     network      A.3.3    network approximation vs direct sampling at ρ = 1, 3, 5, 7
     compare      FS-LAR direct vs NFIG vs full-context AR (UIR / M-UIR table, sample grid)
 
-    Settings and the paper's numbers are in each function's docstring in fscert/experiments.py
+    Settings and the paper's numbers are in each experiment's docstring in fscert/experiments/
     and in the JSON ("settings", "paper").
     """
-    from fscert.errors import atomic_dir
+    # every experiment's dependencies (the NFIG peer, numba kernels, plotting): imported when one runs
     from fscert.experiments import run_experiment
 
     con = Console(quiet, json_out)
     with atomic_dir(out, force) as tmp:
-        res = run_experiment(name, tmp, seed=seed, quick=quick)
+        res = run_experiment(name, tmp, quick=quick, **({} if seed is None else {"seed": seed}))
     con.result(f"{name}: {res['seconds']:.0f} s → {out}/{name}.png, {out}/{name}.json")
     for line in res.get("summary", []):
         con.result(f"  {line}")
     if json_out:
-        import json
-        from pathlib import Path
-
         write_json(json_out, json.loads((Path(out) / f"{name}.json").read_text()))
 
 

@@ -1,4 +1,4 @@
-"""The paper's certification experiments as library functions (A.3.6, Fig. 15 and Fig. 19).
+"""The paper's certification experiments on an empirical generator (A.3.6, Fig. 15 and Fig. 19).
 
 * :func:`trials_curve` — Fig. 15: for T = 1..10 trials, how many latents the empirical
   generator can produce (exact count), how many are training latents, and how many decoded
@@ -8,6 +8,10 @@
   probability mass) repeated sampling reaches after 640, 6,400 and 64,000 draws.
 * :func:`empirical_sampler` — ancestral sampling of the empirical distribution P_E (DESIGN
   §6.3), restarting at dead ends (DESIGN §6.4): the generator the certificate describes.
+
+Guarantees: counts are the exact counts of :mod:`fscert.enumeration.count`; the sampler draws
+from exactly the distribution the listing's ``prob`` describes (tested against it), and the
+same seed gives the same draws.
 """
 from __future__ import annotations
 
@@ -15,9 +19,11 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from .empirical import DrawConfig, draw_samples
-from .enumeration import build_tables, forward, list_from_tables
-from .patches import index_to_token
+from ..latents import LatentSet
+from ..patches import index_to_token
+from .count import forward
+from .listing import list_from_tables
+from .tables import build_tables
 
 Decoder = Callable[[np.ndarray, int], np.ndarray]      # (latents int8 K×M×H×W, trials) → uint8 images
 Sampler = Callable[[int, int], np.ndarray]             # (n, seed) → latents int8 n×M×H×W
@@ -44,6 +50,8 @@ def trials_curve(latents: np.ndarray, rho: int, tau: float, kappa: float, trials
 
     ``decoder(z, T)`` gets the trial count so that a decoder fine-tuned on E(T) can be used.
     """
+    from ..empirical import DrawConfig, draw_samples    # imports torch (~1 s); only this curve draws E
+
     z_train = np.asarray(latents, np.int8)
     train_keys = {row.tobytes() for row in z_train}
     out = []
@@ -66,7 +74,7 @@ def trials_curve(latents: np.ndarray, rho: int, tau: float, kappa: float, trials
                 imgs = np.asarray(decoder(lst.latents, int(t)))
                 row["distinct_images"] = int(len(np.unique(imgs.reshape(len(imgs), -1), axis=0)))
                 if train_images is not None:
-                    from .metrics import nearest_train
+                    from ..metrics import nearest_train       # imports torch (~1 s)
 
                     _, psnr = nearest_train(imgs.reshape(len(imgs), -1).astype(np.float32) / 255.0,
                                             np.asarray(train_images, np.float32).reshape(len(train_images), -1))
@@ -78,9 +86,7 @@ def trials_curve(latents: np.ndarray, rho: int, tau: float, kappa: float, trials
     return out
 
 
-def _as_set(z: np.ndarray, counts: np.ndarray | None):
-    from .latents import LatentSet
-
+def _as_set(z: np.ndarray, counts: np.ndarray | None) -> LatentSet:
     return LatentSet(z, counts=counts)
 
 

@@ -5,8 +5,15 @@ from pathlib import Path
 
 import click
 
-from .common import (FscertGroup, batch_size_option, echo_err, force_option, limit_option, non_negative_int,
-                     option, out_option, positive_int, progress_enabled, quiet_option, seed_option, split_option)
+from fscert.data import load_images
+from fscert.fileio import check_output_path
+from fscert.nfig import NFIGConfig, load_labels, load_nfig, sample_nfig, save_nfig, train_nfig, write_samples
+from fscert.sample import SampleConfig
+
+from .common import (FscertGroup, IntRange, batch_size_option, echo_err, force_option, limit_option, option,
+                     out_option, param_default, progress_enabled, quiet_option, seed_option, split_option)
+
+ORDERS = ("frequency", "scale")
 
 
 @click.group(cls=FscertGroup)
@@ -22,24 +29,21 @@ def nfig() -> None:
 @nfig.command("train")
 @click.argument("data", required=False, default="mnist")
 @out_option("Model file to write (.pt).")
-@click.option("--epochs", type=int, default=None, callback=positive_int,
-              help="Epochs for both stages (default: 20 for the FR-VAE, 30 for the transformer).")
-@click.option("--vae-epochs", type=int, default=None, callback=positive_int, help="FR-VAE epochs (overrides --epochs).")
-@click.option("--order", type=click.Choice(["frequency", "scale"]), default="frequency", show_default=True,
+@click.option("--epochs", type=IntRange(min=1), default=None,
+              help=f"Epochs for both stages [default: {NFIGConfig.vae_epochs} for the FR-VAE, "
+                   f"{NFIGConfig.gpt_epochs} for the transformer].")
+@click.option("--vae-epochs", type=IntRange(min=1), default=None, help="FR-VAE epochs (overrides --epochs).")
+@click.option("--order", type=click.Choice(ORDERS), default=NFIGConfig.order, show_default=True,
               help="Residual order: NFIG's frequency bands, or VAR's plain next-scale residuals (ablation).")
 @limit_option()
-@split_option()
+@split_option(param_default(load_images, "split"))
 @click.option("--unconditional", is_flag=True, help="Ignore labels stored with the data (one class).")
-@seed_option()
+@seed_option(NFIGConfig.seed)
 @force_option("an existing output")
 @quiet_option(expose_value=False)
 def train_cmd(data: str, out: str, epochs: int | None, vae_epochs: int | None, order: str, limit: int | None,
               split: str, unconditional: bool, seed: int, force: bool) -> None:
     """Train NFIG on DATA (default: the bundled mnist): FR-VAE, then the transformer."""
-    from fscert.data import load_images
-    from fscert.errors import check_output_path
-    from fscert.nfig import NFIGConfig, load_labels, save_nfig, train_nfig
-
     out_p = check_output_path(out, force)
     x = load_images(data, limit=limit, split=split)
     labels = None if unconditional else load_labels(data, len(x), split=split, limit=limit)
@@ -64,25 +68,24 @@ def train_cmd(data: str, out: str, epochs: int | None, vae_epochs: int | None, o
 
 @nfig.command("sample")
 @click.argument("model", type=click.Path(dir_okay=False))
-@option("-n", "--n-samples", "n", type=int, default=64, show_default=True, callback=positive_int,
-        help="Number of images.")
-@click.option("--class", "cls", type=int, default=None, callback=non_negative_int,
+@option("-n", "--n-samples", "n", type=IntRange(min=1), default=SampleConfig.n_samples, show_default=True,
+        help="Number of images (as `fscert sample -n`).")
+@click.option("--class", "cls", type=IntRange(min=0), default=None,
               help="Generate only this class (default: classes in turn).")
-@click.option("--cfg", type=float, default=1.5, show_default=True,
+@click.option("--cfg", type=float, default=param_default(sample_nfig, "cfg"), show_default=True,
               help="Classifier-free guidance strength at the last scale (ramped from 0; 0 = off).")
-@click.option("--top-k", type=int, default=0, show_default=True, callback=non_negative_int, help="Top-k filter (0 = off).")
-@click.option("--top-p", type=float, default=0.0, show_default=True, help="Nucleus filter in (0, 1) (0 or 1 = off).")
-@seed_option()
-@batch_size_option(250, "Images generated at once.")
+@click.option("--top-k", type=IntRange(min=0), default=param_default(sample_nfig, "top_k"), show_default=True,
+              help="Top-k filter (0 = off).")
+@click.option("--top-p", type=float, default=param_default(sample_nfig, "top_p"), show_default=True,
+              help="Nucleus filter in (0, 1) (0 or 1 = off).")
+@seed_option(param_default(sample_nfig, "seed"))
+@batch_size_option(param_default(sample_nfig, "batch_size"), "Images generated at once.")
 @out_option("Output .npz (keys images uint8 N×C×32×32, labels); a PNG grid goes next to it.")
 @force_option()
 @quiet_option(expose_value=False)
 def sample_cmd(model: str, n: int, cls: int | None, cfg: float, top_k: int, top_p: float, seed: int,
                batch_size: int, out: str, force: bool) -> None:
     """Sample images from a trained NFIG MODEL into an npz (plus a PNG grid)."""
-    from fscert.errors import check_output_path
-    from fscert.nfig import load_nfig, sample_nfig, write_samples
-
     out_p = check_output_path(out, force)
     png_p = check_output_path(out_p.with_suffix(".png") if out_p.suffix != ".png" else Path(f"{out_p}.grid.png"), force)
     m = load_nfig(model)

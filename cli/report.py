@@ -5,9 +5,12 @@ from pathlib import Path
 
 import click
 
+from fscert.certificate import attr_json, read_certificate
+from fscert.data import load_images
 from fscert.errors import FscertError
+from fscert.report import build_report
 
-from .common import force_option, limit_option, out_option, progress_enabled, quiet_option, split_option
+from .common import force_option, limit_option, out_option, param_default, progress_enabled, quiet_option, split_option
 
 
 @click.command("report")
@@ -17,7 +20,7 @@ from .common import force_option, limit_option, out_option, progress_enabled, qu
 @click.option("--train", "train", default=None, metavar="DATA",
               help="The training images the certificate was computed against, shown next to each image "
                    "as its nearest training image (a file, a folder of images, or a bundled name).")
-@split_option()
+@split_option(param_default(load_images, "split"))
 @limit_option("Use only the first N training images [default: the number recorded in the certificate].")
 @click.option("--title", default=None, help="Title of the report page.")
 @force_option("an existing output folder")
@@ -30,17 +33,11 @@ def report(certificate: str, html_dir: str, train: str | None, split: str, limit
     nearest training image (with --train), sortable, filterable and paginated; it makes no
     network request. Prints the path of index.html.
     """
-    from fscert.certificate import read_certificate
-    from fscert.report import build_report
-
     cert = read_certificate(certificate)
     if Path(html_dir).exists() and not force:  # say so before loading the training set
         raise FscertError(f"output folder {click.format_filename(html_dir)} already exists (use --force to overwrite)")
     train_images = None
     if train is not None:
-        from fscert.certificate import attr_json
-        from fscert.data import load_images
-
         if limit is None:
             cfg = attr_json(cert, "config", {})
             limit = cfg.get("train_limit") if isinstance(cfg, dict) else None

@@ -1,39 +1,39 @@
-"""High-level functions behind the CLI's train and encode commands (usable from Python too)."""
+"""`fscert train`: load DATA, train the local autoencoder (both phases, :mod:`fscert.training`),
+save the model and its Fig. 9 curves; resumable after an interruption."""
 from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Callable
 
 import torch
 
-from .autoencoder import (AEConfig, LocalAutoencoder, check_image_shape, encode_batched, load_model, model_sha256,
-                          save_model)
+from .autoencoder import AEConfig, LocalAutoencoder, save_model
 from .data import load_images
-from .errors import check_output_path
+from .fileio import check_output_path
 from .hashing import sha256_array
-from .latents import write_latents
-from .resources import Plan, encode_step, training_step
+from .resources import Plan, training_step
 from .training import TrainConfig, TrainState, save_history, train, train_key
 
 
-def train_model(data, out, *, split: str = "train", limit: int | None = None, force: bool = False,
-                progress: bool = True, seed: int = 0, max_memory: int | None = None,
-                log: Callable[[str], None] | None = None, resume: bool = False,
-                checkpoint_seconds: float = 30.0, **params) -> dict:
+def train_model(data, out, model: AEConfig | None = None, training: TrainConfig | None = None, *,
+                split: str = "train", limit: int | None = None, force: bool = False, progress: bool = True,
+                max_memory: int | None = None, log: Callable[[str], None] | None = None, resume: bool = False,
+                checkpoint_seconds: float = 30.0) -> dict:
     """Load DATA, train (both phases), save the model and its Fig. 9 curves next to it.
 
-    The memory and time of training are estimated first (printed with ``log``); above
-    ``max_memory`` bytes (default ¾ of the machine's memory) nothing is trained. The training
-    state is saved to ``OUT.partial.pt`` every ``checkpoint_seconds``; after an interruption,
-    ``resume=True`` continues from it (same data and options) to the same weights."""
+    ``model`` (default :class:`AEConfig`; its image channels are set from DATA) and ``training``
+    (default :class:`TrainConfig`) are validated before training. The memory and time of
+    training are estimated first (printed with ``log``); above ``max_memory`` bytes (default ¾
+    of the machine's memory) nothing is trained. The training state is saved to
+    ``OUT.partial.pt`` every ``checkpoint_seconds``; after an interruption, ``resume=True``
+    continues from it (same data and options) to the same weights."""
     out = check_output_path(out, force)
     x = load_images(data, limit=limit, split=split)
-    model_keys = {f for f in AEConfig.__dataclass_fields__}
-    mcfg = AEConfig(image_channels=x.shape[1], **{k: v for k, v in params.items() if k in model_keys})
-    tcfg = TrainConfig(seed=seed, **{k: v for k, v in params.items() if k in TrainConfig.__dataclass_fields__})
+    mcfg = replace(model if model is not None else AEConfig(), image_channels=x.shape[1])
+    tcfg = training if training is not None else TrainConfig()
     with torch.random.fork_rng():
         probe = LocalAutoencoder(mcfg.validate())
     tcfg.validate()
@@ -78,20 +78,3 @@ def partial_path(out: str | Path) -> Path:
 def _say(log: Callable[[str], None] | None, line: str) -> None:
     if log is not None:
         log(line)
-
-
-def encode_data(model_path, data, out, *, split: str = "train", limit: int | None = None, batch: int = 256,
-                force: bool = False, max_memory: int | None = None, log: Callable[[str], None] | None = None) -> dict:
-    """Encode DATA with a saved model into an HDF5 latent file with provenance attributes."""
-    out = check_output_path(out, force)
-    model = load_model(model_path)
-    x = load_images(data, limit=limit, split=split)
-    check_image_shape(model.config, x.shape)
-    Plan().add(encode_step(len(x), model)).check(max_memory, log)
-    z = encode_batched(model, x, batch=batch)
-    attrs = {"model_sha256": model_sha256(model), "data_sha256": sha256_array(x), "data": str(data),
-             "config": json.dumps(asdict(model.config)), "n_images": len(x), "split": split}
-    write_latents(out, z, attrs=attrs)
-    return {"shape": z.shape, "latents": z}
-
-
