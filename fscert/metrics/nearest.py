@@ -189,15 +189,22 @@ def nearest(query, ref, exclude=None, batch: int = GEN_BATCH,
         qi = torch.arange(q.n).unsqueeze(1).expand(-1, k)
         ex = torch.full((q.n, k), float("inf"), dtype=torch.float64)
         ex[valid] = exact_sqdist(q, qi[valid], r, best_i[valid])
-        # sort by (exact distance, index): index as a tiebreak
-        idx_key = torch.where(valid, best_i, torch.full_like(best_i, r.n))
-        order = np.lexsort((idx_key.numpy(), ex.numpy()), axis=1)
-        order_t = torch.from_numpy(order)
-        ex = ex.gather(1, order_t)
-        bi = torch.where(valid, best_i, torch.full_like(best_i, -1)).gather(1, order_t)
+    return rank_candidates(best_v, best_i, ex, r.n, r.dim)
+
+
+def rank_candidates(best_v: torch.Tensor, best_i: torch.Tensor, best_x: torch.Tensor, n: int, dim: int) -> Nearest:
+    """The final step of :func:`nearest` (and of :func:`fscert.metrics.sharded.nearest_sharded`):
+    the k float32 candidates of each row (``best_v``, ``best_i``; −1 / inf where none) ranked by
+    (exact distance ``best_x``, index); the first two are the nearest and second nearest."""
+    valid = torch.isfinite(best_v) & (best_i >= 0)
+    ex = torch.where(valid, best_x, torch.full_like(best_x, float("inf")))
+    idx_key = torch.where(valid, best_i, torch.full_like(best_i, n))
+    order_t = torch.from_numpy(np.lexsort((idx_key.numpy(), ex.numpy()), axis=1))
+    ex = ex.gather(1, order_t)
+    bi = torch.where(valid, best_i, torch.full_like(best_i, -1)).gather(1, order_t)
     return Nearest(idx_N=bi[:, 0].numpy().astype(np.int64), sqdist_N=ex[:, 0].numpy(),
                    second_idx_N=bi[:, 1].numpy().astype(np.int64), second_sqdist_N=ex[:, 1].numpy(),
-                   dim=r.dim)
+                   dim=dim)
 
 
 def nearest_train(gen, train, batch: int = GEN_BATCH, chunk: int = TRAIN_CHUNK) -> tuple[np.ndarray, np.ndarray]:

@@ -73,7 +73,7 @@ import torch
 
 from ..data import resolve, to_nchw, to_size
 from ..errors import FscertError
-from .nearest import CANDIDATES, GEN_BATCH, TRAIN_CHUNK, Nearest, Rows, approx_sqdist, exact_sqdist
+from .nearest import CANDIDATES, GEN_BATCH, TRAIN_CHUNK, Nearest, Rows, approx_sqdist, exact_sqdist, rank_candidates
 
 if TYPE_CHECKING:
     from distributed import Client, Future
@@ -274,18 +274,6 @@ def _default_shard_rows(client: "Client", n: int, unit: int) -> int:
     return unit * min(MAX_SHARD_UNITS, max(1, -(-units // (SHARDS_PER_THREAD * threads))))
 
 
-def _rank(best_v: torch.Tensor, best_i: torch.Tensor, best_x: torch.Tensor, n: int, dim: int) -> Nearest:
-    """Step (d): ``nearest``'s final re-ranking, by (exact distance, index), of the k candidates."""
-    valid = torch.isfinite(best_v) & (best_i >= 0)
-    ex = torch.where(valid, best_x, torch.full_like(best_x, float("inf")))
-    idx_key = torch.where(valid, best_i, torch.full_like(best_i, n))
-    order_t = torch.from_numpy(np.lexsort((idx_key.numpy(), ex.numpy()), axis=1))
-    ex = ex.gather(1, order_t)
-    bi = torch.where(valid, best_i, torch.full_like(best_i, -1)).gather(1, order_t)
-    return Nearest(idx_N=bi[:, 0].numpy().astype(np.int64), sqdist_N=ex[:, 0].numpy(),
-                   second_idx_N=bi[:, 1].numpy().astype(np.int64), second_sqdist_N=ex[:, 1].numpy(), dim=dim)
-
-
 def _mean(client: "Client", parts: list, n: int, mean_chunk: int, futures: list) -> torch.Tensor:
     """Step 1: ``Rows.mean64`` of all shards, from their per-chunk float64 sums added in row order."""
     sums = [client.submit(_shard_sums, p, mean_chunk, pure=False) for p in parts]
@@ -381,4 +369,4 @@ def nearest_sharded(query: Any, train: "FileRows | ArrayRows | Any", client: "Cl
     finally:
         with contextlib.suppress(Exception):         # a lost scheduler must not hide the result or the error
             client.cancel(futures)
-    return _rank(best_v, best_i, best_x, n, int(center_D.shape[0]))
+    return rank_candidates(best_v, best_i, best_x, n, int(center_D.shape[0]))
