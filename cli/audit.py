@@ -75,8 +75,7 @@ def audit(train_spec, gen_spec, gammas, json_out, csv_out, html_out, title, spli
                        test_limit=test_limit)
     result, outs = audit_files(files, AuditConfig(ct_cells=ct_cells, ct_holdout=ct_holdout), gammas,
                                json_path=None if json_to_stdout(json_out) else json_out, csv_path=csv_out,
-                               html_dir=html_out, title=title, force=force, max_memory=gib_to_bytes(max_memory),
-                               log=con.log)
+                               html_dir=html_out, title=title, force=force, max_memory=gib_to_bytes(max_memory))
     if json_out:
         write_json(json_out, report_json(result, per_image=True))
     for line in summary_lines(result):

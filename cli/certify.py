@@ -7,7 +7,7 @@ from fscert.certify import CertifyConfig, run_certify, summary_lines
 from fscert.data import SPLITS
 
 from .common import (KAPPA, TAU, Console, FloatRange, IntRange, batch_size_option, force_option, gamma_option,
-                     json_option, limit_option, max_memory_option, out_option, quiet_option, seed_option,
+                     json_option, limit_option, lr_option, max_memory_option, out_option, quiet_option, seed_option,
                      split_option, write_json)
 
 #: the job's defaults: the components' own, with the certify preset (fscert.certify)
@@ -26,13 +26,14 @@ J = CertifyConfig()
 @click.option("--receptive-field", "-R", type=IntRange(1, 15), default=J.receptive_field, show_default=True)
 @click.option("--hidden", type=IntRange(1, 8192), default=J.hidden, show_default=True)
 @click.option("--transition/--no-transition", default=J.transition, show_default=True)
+# same shape as train's decorators, not the same logic: own defaults and help (shared ones: common.py)
 @click.option("--epochs", type=IntRange(min=0), default=J.epochs, show_default=True, help="Phase-1 epochs (Eq. 2).")
 @click.option("--finetune-epochs", type=IntRange(min=0), default=J.finetune_epochs, show_default=True,
               help="Phase-2 epochs (Eq. 4).")
 @click.option("--draw-finetune-epochs", type=IntRange(min=1), default=J.draw_finetune_epochs, show_default=True,
               help="Epochs of decoder fine-tuning on the drawn samples, at half the learning rate (A.3.6).")
 @batch_size_option(J.batch_size, "Images per training step.")
-@click.option("--lr", type=FloatRange(min=0, min_open=True), default=J.lr, show_default=True)
+@lr_option(J.lr)
 @click.option("--train-tau", type=TAU, default=J.train_tau, show_default=True, help="Training noise τ (Eq. 2).")
 @click.option("--train-kappa", type=KAPPA, default=J.train_kappa, show_default=True)
 @click.option("--beta0", type=FloatRange(min=0, symbol="β₀"), default=J.beta0, show_default=True)
@@ -56,6 +57,7 @@ J = CertifyConfig()
               help="Split of --test to read from MedMNIST-style .npz files.")
 @click.option("--test-limit", type=IntRange(min=1), default=J.test_limit, metavar="N",
               help="Use only the first N held-out images.")
+# same shape as train's decorators, not the same logic: own defaults and help (shared ones: common.py)
 @max_memory_option("training, listing, decoding and auditing")
 @seed_option(J.seed)
 @click.option("--resume", is_flag=True,
@@ -73,7 +75,7 @@ def certify(data, out, force, resume, json_out, quiet, limit, max_memory, **opti
     """
     con = Console(quiet, json_out)
     job = CertifyConfig(data=data, n_train=limit, max_memory_gib=max_memory, **options)
-    res = run_certify(job, out, force=force, progress=con.progress, log=con.log, resume=resume)
+    res = run_certify(job, out, force=force, progress=con.progress, resume=resume)
     for line in summary_lines(res.summary):
         con.result(line)
     if json_out:

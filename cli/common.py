@@ -1,8 +1,9 @@
-"""Shared CLI plumbing: one-line errors, --debug, shared option types."""
+"""Shared CLI plumbing: one-line errors, --debug, the library's log lines on stderr, shared option types."""
 from __future__ import annotations
 
 import contextlib
 import inspect
+import logging
 import math
 import sys
 
@@ -10,6 +11,8 @@ import click
 
 from fscert.data import SPLITS
 from fscert.errors import FscertError
+
+from .log_lines import LOGGER, log_lines
 
 
 def fail(msg: str, code: int = 1) -> None:
@@ -22,10 +25,15 @@ class FscertGroup(click.Group):
 
     Usage errors (a bad option value, a missing option, an unknown command) are one line too,
     ``error: MESSAGE (see 'fscert CMD --help')``, exit 2. `--debug` (on the group) re-raises
-    so the traceback is shown.
+    so the traceback is shown. While it runs, the library's log records at INFO and above are
+    lines on stderr (:func:`log_lines`).
     """
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        with log_lines():
+            return self._main(args, prog_name, complete_var, standalone_mode, **extra)
+
+    def _main(self, args, prog_name, complete_var, standalone_mode, **extra):
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         try:
@@ -170,18 +178,21 @@ def progress_enabled():
 
 @contextlib.contextmanager
 def _silenced():
-    """--quiet: no warnings and no log records below errors while the command runs."""
-    import logging
+    """--quiet: the ``fscert`` logger at WARNING (no stage lines or estimates), and no warnings
+    and no log records below errors (any library's) while the command runs."""
     import warnings
 
-    before = logging.root.manager.disable
+    before, log = logging.root.manager.disable, logging.getLogger(LOGGER)
+    level = log.level
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
+        log.setLevel(logging.WARNING)
         logging.disable(logging.WARNING)
         try:
             yield
         finally:
             logging.disable(before)
+            log.setLevel(level)
 
 
 def _quiet_callback(ctx: click.Context, param, value):
@@ -260,6 +271,12 @@ def seed_option(default: int):
                         help="Random seed (≥ 0): the same seed gives the same result.")
 
 
+def lr_option(default: float):
+    """``--lr`` (> 0): the Adam learning rate; ``default`` is the config field (``TrainConfig.lr``)."""
+    return click.option("--lr", type=FloatRange(min=0, min_open=True), default=default, show_default=True,
+                        help="Adam learning rate.")
+
+
 def split_option(default: str):
     """``--split``: which split of a MedMNIST-style .npz DATA is read; ``default`` from the library."""
     return click.option("--split", type=click.Choice(SPLITS), default=default, show_default=True,
@@ -295,7 +312,8 @@ def max_memory_option(what: str):
 
 
 def echo_err(line: str) -> None:
-    """Diagnostics (estimates, notes, stage lines) go to stderr, not at all with --quiet; results to stdout."""
+    """A diagnostic line of the CLI itself on stderr, none with --quiet (the library's estimates and
+    stage lines are log records: :mod:`fscert_cli.log_lines`); results go to stdout."""
     if not is_quiet():
         click.echo(line, err=True)
 
@@ -314,8 +332,8 @@ def json_option(what: str = "the result"):
 def quiet_option(expose_value: bool = True):
     """``--quiet``: no progress, estimates, stage lines or warnings on stderr; errors are still printed.
 
-    Without ``expose_value`` the command gets no ``quiet`` argument: :func:`echo_err` and
-    :func:`progress_enabled` obey it all the same."""
+    Without ``expose_value`` the command gets no ``quiet`` argument: :func:`echo_err`,
+    :func:`progress_enabled` and the log lines (:func:`_silenced`) obey it all the same."""
     return click.option("--quiet", "-q", is_flag=True, expose_value=expose_value, callback=_quiet_callback,
                         help="Print only results and errors (no progress, estimates or warnings).")
 
@@ -358,8 +376,8 @@ def _strict_json(x):
 
 
 class Console:
-    """Where a command's lines go: results to stdout (or stderr when stdout holds ``--json -``),
-    diagnostics to stderr unless ``quiet``."""
+    """Where a command's lines go: results to stdout (or stderr when stdout holds ``--json -``);
+    diagnostics are the library's log records (:func:`log_lines`: stderr, none with ``quiet``)."""
 
     def __init__(self, quiet: bool = False, json_out: str | None = None):
         self.quiet = quiet
@@ -369,10 +387,6 @@ class Console:
         """A result line: stdout; stderr when stdout holds the JSON (then not at all if quiet)."""
         if not (self.quiet and self.results_to_stderr):
             click.echo(line, err=self.results_to_stderr)
-
-    def log(self, line: str) -> None:
-        if not self.quiet:
-            click.echo(line, err=True)
 
     @property
     def progress(self):

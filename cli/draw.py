@@ -7,8 +7,7 @@ from fscert.draw import draw_file
 from fscert.empirical import DrawConfig
 from fscert.resources import gib_to_bytes
 
-from .common import (KAPPA, TAU, IntRange, echo_err, force_option, max_memory_option, out_option, quiet_option,
-                     seed_option)
+from .common import KAPPA, TAU, IntRange, force_option, max_memory_option, out_option, quiet_option, seed_option
 
 
 @click.command("draw")
@@ -28,7 +27,7 @@ def draw(latents_path, trials, tau, kappa, seed, out, max_memory, force):
     with probability q(τ, κ) (DESIGN §6.1). One row per distinct (sample, source image) with its
     multiplicity (`counts`) and source image (`source_index`)."""
     cfg = DrawConfig(trials=trials, tau=tau, kappa=kappa, seed=seed)
-    E = draw_file(latents_path, out, cfg, force=force, max_memory=gib_to_bytes(max_memory), log=echo_err)
+    E = draw_file(latents_path, out, cfg, force=force, max_memory=gib_to_bytes(max_memory))
     click.echo(f"{len(E.latents)} distinct samples ({int(E.counts.sum())} draws, q = {cfg.flip_prob:.6g}) → {out}")
 
 

@@ -7,8 +7,8 @@ from fscert.data import load_images
 from fscert.encode import encode_data
 from fscert.resources import gib_to_bytes
 
-from .common import (batch_size_option, echo_err, force_option, limit_option, max_memory_option, out_option,
-                     param_default, quiet_option, split_option)
+from .common import (batch_size_option, force_option, limit_option, max_memory_option, out_option, param_default,
+                     quiet_option, split_option)
 
 
 @click.command()
@@ -28,7 +28,7 @@ def encode(model, data, out, split, limit, batch_size, max_memory, force):
     model's and the data's SHA-256 and the model config.
     """
     res = encode_data(model, data, out, split=split, limit=limit, batch=batch_size, force=force,
-                      max_memory=gib_to_bytes(max_memory), log=echo_err)
+                      max_memory=gib_to_bytes(max_memory))
     n, m, h, w = res["shape"]
     click.echo(f"encoded {n} images to {m}×{h}×{w} latents: {out}")
 

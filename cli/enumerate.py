@@ -7,8 +7,8 @@ from fscert.certificate_files import enumerate_files, enumerate_lines
 from fscert.enumerate import EnumerateConfig
 from fscert.resources import gib_to_bytes
 
-from .common import (KAPPA, TAU, IntRange, OutputPath, batch_size_option, echo_err, force_option, gamma_option,
-                     limit_option, max_memory_option, out_option, progress_enabled, quiet_option, split_option)
+from .common import (KAPPA, TAU, IntRange, OutputPath, batch_size_option, force_option, gamma_option, limit_option,
+                     max_memory_option, out_option, progress_enabled, quiet_option, split_option)
 
 
 @click.command("enumerate")
@@ -65,7 +65,7 @@ def enumerate_cmd(latents_path, rho, out, count_only, max_images, recon_search, 
                           recon_search=recon_search, max_memory=gib_to_bytes(max_memory))
     cert, digest = enumerate_files(latents_path, out, cfg, model_path=model_path,
                                    train_latents_path=train_latents_path, graph_path=graph_path, force=force,
-                                   resume=resume, progress=progress_enabled(), log=echo_err)
+                                   resume=resume, progress=progress_enabled())
     for line in enumerate_lines(cert, digest, out):
         click.echo(line)
 

@@ -9,9 +9,8 @@ from fscert.hashing import sha256_state_dict
 from fscert.resources import gib_to_bytes
 from fscert.training import TrainConfig
 
-from .common import (FloatRange, IntRange, batch_size_option, echo_err, force_option, limit_option,
-                     max_memory_option, option, out_option, param_default, progress_enabled, quiet_option,
-                     seed_option, split_option)
+from .common import (IntRange, batch_size_option, force_option, limit_option, lr_option, max_memory_option, option,
+                     out_option, param_default, progress_enabled, quiet_option, seed_option, split_option)
 
 
 @click.command("finetune")
@@ -22,11 +21,11 @@ from .common import (FloatRange, IntRange, batch_size_option, echo_err, force_op
 @limit_option("Use only the first N training images [default: the number recorded in E, else all].")
 @split_option(param_default(load_images, "split"))
 @out_option("Fine-tuned model (.pt).")
+# same shape as train's decorators, not the same logic: own defaults and help (shared ones: common.py)
 @click.option("--epochs", type=IntRange(min=1), default=TrainConfig.finetune_epochs, show_default=True,
               help="Fine-tuning epochs (as phase 2 of `fscert train`, Eq. 4).")
 @batch_size_option(TrainConfig.batch_size, "Latents per training step.")
-@click.option("--lr", type=FloatRange(min=0, min_open=True), default=TrainConfig.lr, show_default=True,
-              help="Adam learning rate.")
+@lr_option(TrainConfig.lr)
 @seed_option(TrainConfig.seed)
 @max_memory_option("fine-tuning")
 @force_option("an existing output")
@@ -36,7 +35,7 @@ def finetune(model_path, empirical_path, data, limit, split, out, epochs, batch_
     count) so that it has seen every latent it will decode (DESIGN §6.2, paper A.3.6)."""
     cfg = TrainConfig(finetune_epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)
     res = finetune_file(model_path, empirical_path, data, out, cfg, limit=limit, split=split, force=force,
-                        max_memory=gib_to_bytes(max_memory), progress=progress_enabled(), log=echo_err)
+                        max_memory=gib_to_bytes(max_memory), progress=progress_enabled())
     last = res["history"][-1] if res["history"] else {}
     psnr = last.get("psnr")
     click.echo(f"fine-tuned on {res['n_samples']} samples for {epochs} epochs"

@@ -15,6 +15,7 @@ import click
 from fscert import __version__
 
 from .common import FscertGroup
+from .log_lines import set_log_level
 
 # command modules, one per command (named after its verb), each exposing COMMANDS: its click commands
 COMMAND_MODULES = ["train", "encode", "sample", "audit", "draw", "finetune", "enumerate", "verify", "certify",
@@ -79,7 +80,8 @@ class LazyGroup(FscertGroup):
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="fscert")
-@click.option("--debug", is_flag=True, help="Show full tracebacks instead of one-line errors.")
+@click.option("--debug", is_flag=True,
+              help="Show full tracebacks instead of one-line errors, and fscert's DEBUG lines.")
 @click.pass_context
 def cli(ctx: click.Context, debug: bool) -> None:
     """fscert: train, sample, enumerate and certify finite-support local autoregressive
@@ -98,8 +100,11 @@ def cli(ctx: click.Context, debug: bool) -> None:
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
     warnings.formatwarning = lambda msg, cat, *a, **k: f"warning: {msg}\n"
+    # fscert's log records are stderr lines while the group runs (FscertGroup.main, cli/log_lines.py):
+    # INFO (stage lines, estimates) by default, DEBUG with --debug, WARNING with a command's --quiet
+    set_log_level(logging.DEBUG if debug else logging.INFO)
+    # other libraries' records (h5py, PIL, ...): warnings, everything with --debug; fscert's do not reach it
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(message)s")
-
 
 
 

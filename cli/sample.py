@@ -6,8 +6,8 @@ import click
 from fscert.resources import gib_to_bytes
 from fscert.sample import STRATEGIES, SampleConfig, sample_to_file
 
-from .common import (KAPPA, TAU, IntRange, OutputPath, echo_err, force_option, max_memory_option, out_option,
-                     progress_enabled, quiet_option, seed_option)
+from .common import (KAPPA, TAU, IntRange, OutputPath, force_option, max_memory_option, out_option, progress_enabled,
+                     quiet_option, seed_option)
 
 
 @click.command("sample")
@@ -55,7 +55,7 @@ def sample(latents_path: str, model_path: str | None, strategy: str, rho: int, t
                        full_context=full_context)
     res = sample_to_file(latents_path, out_path, cfg, model_path=model_path, network_path=network_path,
                          save_network_path=save_network_path, force=force, max_memory=gib_to_bytes(max_memory),
-                         progress=progress_enabled(), log=echo_err)
+                         progress=progress_enabled())
     click.echo(f"wrote {res['n_samples']} samples ({res['strategy']}, ρ={res['rho']}, q={res['q']:.4g}) to {res['out']}"
                + (f" and {res['png']}" if res["png"] is not None else ""))
 

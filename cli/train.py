@@ -11,8 +11,8 @@ from fscert.noise import NOISE_KINDS
 from fscert.training import TrainConfig
 
 from .common import (KAPPA, TAU, Console, FloatRange, IntRange, batch_size_option, force_option, json_option,
-                     limit_option, max_memory_option, out_option, param_default, quiet_option, seed_option,
-                     split_option, write_json)
+                     limit_option, lr_option, max_memory_option, out_option, param_default, quiet_option,
+                     seed_option, split_option, write_json)
 
 
 @click.command(short_help="Train the local autoencoder on DATA (both phases).")
@@ -38,13 +38,13 @@ from .common import (KAPPA, TAU, Console, FloatRange, IntRange, batch_size_optio
               help="Noise ε: Tri(κ) (paper) or N(0,1) scaled by τ (official code).")
 @click.option("--beta0", type=FloatRange(min=0, symbol="β₀"), default=TrainConfig.beta0, show_default=True,
               help="Initial latent penalty β₀, annealed to 0 (Eq. 2).")
+# same shape as certify's and finetune's decorators, not the same logic: own defaults and help (shared ones: common.py)
 @click.option("--epochs", type=IntRange(min=0), default=TrainConfig.epochs, show_default=True,
               help="Phase-1 epochs (Eq. 2).")
 @click.option("--finetune-epochs", type=IntRange(min=0), default=TrainConfig.finetune_epochs, show_default=True,
               help="Phase-2 epochs: decoder on ±1 latents, encoder frozen (Eq. 4).")
 @batch_size_option(TrainConfig.batch_size, "Images per training step.")
-@click.option("--lr", type=FloatRange(min=0, min_open=True), default=TrainConfig.lr, show_default=True,
-              help="Adam learning rate.")
+@lr_option(TrainConfig.lr)
 @seed_option(TrainConfig.seed)
 @max_memory_option("training")
 @click.option("--resume", is_flag=True,
@@ -66,7 +66,7 @@ def train(data, out, split, limit, latent_size, latent_channels, receptive_field
     training = TrainConfig(epochs=epochs, finetune_epochs=finetune_epochs, batch_size=batch_size, lr=lr, tau=tau,
                            kappa=kappa, noise=noise, beta0=beta0, seed=seed)
     res = train_model(data, out, model, training, split=split, limit=limit, force=force, progress=con.progress,
-                      max_memory=gib_to_bytes(max_memory), log=con.log, resume=resume)
+                      max_memory=gib_to_bytes(max_memory), resume=resume)
     last = res["history"][-1]
     con.result(f"trained on {res['n_images']} images in {res['seconds']:.1f} s: binarised PSNR {last['psnr']:.2f} dB, "
                f"binary rate {last.get('binary_rate', float('nan')):.3f}")

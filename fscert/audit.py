@@ -242,8 +242,7 @@ def _set_stats(rows: np.ndarray, t_rows: np.ndarray, gs: list[float], cfg: Audit
 
 
 def audit(train_NCHW, gen_NCHW, gammas=DEFAULT_GAMMAS, features=None, test_NCHW=None,
-          test_features=None, config: AuditConfig | None = None, max_memory: int | None = None,
-          log=None) -> dict:
+          test_features=None, config: AuditConfig | None = None, max_memory: int | None = None) -> dict:
     """Audit ``gen_NCHW`` against ``train_NCHW`` (float32 in [0, 1], or any rows).
 
     Each image argument is an array or a :class:`fscert.data.Dataset` (names and order kept).
@@ -258,7 +257,7 @@ def audit(train_NCHW, gen_NCHW, gammas=DEFAULT_GAMMAS, features=None, test_NCHW=
     ``m_uir``, ``m_uir_strict`` masks), ``held_out_per_image`` (the same for the test set, or
     None) and ``names`` (per set). :func:`report_json` drops these three.
 
-    Before the search, its memory and time are estimated (printed with ``log``); above
+    Before the search, its memory and time are estimated (logged at INFO, :mod:`fscert.resources`); above
     ``max_memory`` bytes (default ¾ of the machine's memory) the audit refuses.
     """
     from .audit_verdict import glossary_used, peer_words, verdict
@@ -294,7 +293,7 @@ def audit(train_NCHW, gen_NCHW, gammas=DEFAULT_GAMMAS, features=None, test_NCHW=
 
     held = [train, gen] + ([test] if test is not None else []) + ([t_rows, g_rows] if features is not None else [])
     plan_audit(g_rows.shape[0], t_rows.shape[0], int(np.prod(t_rows.shape[1:])), len(gs), held,
-               n_test=0 if p_rows is None else p_rows.shape[0]).check(max_memory, log)
+               n_test=0 if p_rows is None else p_rows.shape[0]).check(max_memory)
     gstats, per_image = _set_stats(g_rows, t_rows, gs, cfg)
     bstats, base_per = _set_stats(p_rows, t_rows, gs, cfg) if p_rows is not None else (None, None)
     ct = _peer_ct(t_rows, p_rows, g_rows, cfg)

@@ -9,18 +9,20 @@ any work; every file is written atomically.
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
 from .audit import DEFAULT_GAMMAS, AuditConfig, audit
 from .audit_report import build_audit_report
 from .audit_tables import write_csv
-from .data import load_dataset, match_channels
+from .data import Dataset, load_dataset, match_channels
 from .errors import FscertError
 from .fileio import atomic_path, check_output_path
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -86,23 +88,30 @@ def check_outputs(json_path: str | None, csv_path: str | None, html_dir: str | N
     return outs
 
 
+def _read(spec: str, limit: int | None, split: str | None, split_option: str) -> Dataset:
+    """One set at its native size (:func:`fscert.data.load_dataset`), its notices logged at WARNING."""
+    ds = load_dataset(spec, limit=limit, split=split, native=True, split_option=split_option, warn=False)
+    for line in ds.notes:
+        logger.warning(line)
+    return ds
+
+
 def audit_files(files: AuditFiles, config: AuditConfig | None = None, gammas=DEFAULT_GAMMAS, *,
                 json_path: str | None = None, csv_path: str | None = None, html_dir: str | None = None,
-                title: str | None = None, force: bool = False, max_memory: int | None = None,
-                log: Callable[[str], None] | None = None) -> tuple[dict, list[str]]:
+                title: str | None = None, force: bool = False,
+                max_memory: int | None = None) -> tuple[dict, list[str]]:
     """Audit ``files`` and write the CSV (``csv_path``) and the HTML report (``html_dir``).
 
     ``json_path`` is only checked here (the caller writes :func:`fscert.audit.report_json` of the
     result there). Returns the :func:`fscert.audit.audit` result and the outputs, in the order
-    json, csv, html. In pixel space an RGB file of gray images is compared as gray."""
+    json, csv, html. In pixel space an RGB file of gray images is compared as gray. The sets'
+    notices (skipped files, :attr:`fscert.data.Dataset.notes`) are logged at WARNING, the
+    estimate at INFO (:mod:`fscert.resources`)."""
     outs = check_outputs(json_path, csv_path, html_dir, force)
     files.validate()
-    train = load_dataset(files.train, limit=files.limit, split=files.split, native=True, split_option="--split",
-                         log=log)
-    gen = load_dataset(files.generated, limit=files.generated_limit, split=files.generated_split, native=True,
-                       split_option="--generated-split", log=log)
-    test = (load_dataset(files.test, limit=files.test_limit, split=files.test_split, native=True,
-                         split_option="--test-split", log=log) if files.test else None)
+    train = _read(files.train, files.limit, files.split, "--split")
+    gen = _read(files.generated, files.generated_limit, files.generated_split, "--generated-split")
+    test = _read(files.test, files.test_limit, files.test_split, "--test-split") if files.test else None
     feats = None
     if files.train_features is not None:
         feats = (load_features(files.train_features, files.limit, "training"),
@@ -114,7 +123,7 @@ def audit_files(files: AuditFiles, config: AuditConfig | None = None, gammas=DEF
     tfeat = load_features(files.test_features, files.test_limit, "test")
     cfg = replace(config or AuditConfig(), extra=files.provenance())
     result = audit(train, gen, gammas, features=feats, test_NCHW=test, test_features=tfeat, config=cfg,
-                   max_memory=max_memory, log=log)
+                   max_memory=max_memory)
     if csv_path:
         with atomic_path(csv_path) as tmp:
             write_csv(tmp, result, "generated")

@@ -32,8 +32,9 @@ escaped JSON. The folder is built in a temporary folder and renamed into place
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -47,6 +48,8 @@ from .report_charts import write_psnr_histogram
 from .report_format import safe_json, to_uint8
 from .report_sprites import image_tiles, write_sprites
 
+logger = logging.getLogger(__name__)
+
 STATIC = ("report.css", "audit.css", "audit.js")
 TEMPLATE = "audit.html.j2"
 CHART = "psnr.png"
@@ -56,8 +59,8 @@ NAMES_SHOWN = 12      #: generated names listed per copied training image on the
 
 
 def build_audit_report(result: dict, out_dir: str | Path, train_images: np.ndarray, gen_images: np.ndarray,
-                       test_images: np.ndarray | None = None, force: bool = False, title: str | None = None,
-                       log: Callable[[str], None] | None = None) -> Path:
+                       test_images: np.ndarray | None = None, force: bool = False,
+                       title: str | None = None) -> Path:
     """Write the report folder ``out_dir`` for an :func:`fscert.audit.audit` ``result`` (with its
     per-image arrays) and return the path of its ``index.html``.
 
@@ -93,8 +96,7 @@ def build_audit_report(result: dict, out_dir: str | Path, train_images: np.ndarr
         write_groups_csv(tmp / "groups.csv", result)
         copy_static(STATIC, tmp)
         (tmp / "index.html").write_text(_render(page), encoding="utf-8")
-    if log is not None:
-        log(f"report: wrote {out / 'index.html'}")
+    logger.debug(f"report: wrote {out / 'index.html'}")
     return out / "index.html"
 
 

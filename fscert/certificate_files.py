@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from .certificate import Certificate, attr_json, read_certificate
 from .enumerate import EnumerateConfig, Inputs, certify_to_file, has_figures, verdict_words, verify
@@ -41,7 +41,7 @@ def _training(spec: str | None, limit: int | None, split: str) -> tuple[Any, Any
 def enumerate_files(latents_path: str | Path, out: str | Path, cfg: EnumerateConfig, *,
                     model_path: str | Path | None = None, train_latents_path: str | Path | None = None,
                     graph_path: str | Path | None = None, force: bool = False, resume: bool = False,
-                    progress: bool = False, log: Callable[[str], None] | None = None) -> tuple[Certificate, str]:
+                    progress: bool = False) -> tuple[Certificate, str]:
     """Certify the latents in ``latents_path`` (E, or with ``cfg.full_support`` the source
     latents) and write the certificate to ``out``; returns it and its content hash.
 
@@ -67,7 +67,7 @@ def enumerate_files(latents_path: str | Path, out: str | Path, cfg: EnumerateCon
     train, geometry = _training(cfg.train, cfg.train_limit, cfg.train_split)
     train_latents = read_latents(train_latents_path).latents if train_latents_path else None
     cert, digest = certify_to_file(Inputs(E, model, train, train_latents=train_latents, geometry=geometry), cfg,
-                                   out, resume=resume, progress=progress, log=log)
+                                   out, resume=resume, progress=progress)
     if graph_path:
         from .enumeration import write_graphml
 

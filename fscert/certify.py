@@ -12,11 +12,11 @@ stay there and ``fscert certify --resume`` continues from them.
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -28,6 +28,7 @@ from .fileio import atomic_path, remove_temporaries, replace_tree
 from .run_summary import make_summary, search_summary, summary_lines  # noqa: F401  (summary.json, printed lines)
 from .training import TrainConfig
 
+logger = logging.getLogger(__name__)
 
 #: `fscert certify`'s preset: the paper's MNIST-64 certification set-up (A.3.6), where it differs
 #: from (or must not follow) the components' own defaults. `make demo`'s figures (README) are made
@@ -138,25 +139,25 @@ class CertifyResult:
 _STAGE_STARTS: dict[float, tuple[int, float]] = {}     # a run (its t0) → (number, start) of its running stage
 
 
-def _stage(log: Callable[[str], None], i: int, name: str, t0: float) -> None:
-    """Log how long the previous stage took and the start of stage ``i`` (with the time since the
-    run began); until the next stage, heartbeat lines (fscert.progress) name this one."""
+def _stage(i: int, name: str, t0: float) -> None:
+    """Log (INFO) how long the previous stage took and the start of stage ``i`` (with the time since
+    the run began); until the next stage, heartbeat lines (fscert.progress) name this one."""
     from .progress import format_seconds, set_activity
 
     now = time.perf_counter()
-    _stage_done(log, t0, now)
-    log(f"[{i}/7] {name} ({format_seconds(now - t0)} since the start)")
+    _stage_done(t0, now)
+    logger.info(f"[{i}/7] {name} ({format_seconds(now - t0)} since the start)")
     _STAGE_STARTS[t0] = (i, now)
     set_activity(f"[{i}/7] {name}")
 
 
-def _stage_done(log: Callable[[str], None], t0: float, now: float | None = None) -> None:
-    """``      done in 41 s``: the duration of the run's running stage, if any (then none is running)."""
+def _stage_done(t0: float, now: float | None = None) -> None:
+    """``      done in 41 s`` (INFO): the duration of the run's running stage, if any (then none is running)."""
     from .progress import format_seconds
 
     running = _STAGE_STARTS.pop(t0, None)
     if running is not None:
-        log(f"      done in {format_seconds((now or time.perf_counter()) - running[1])}")
+        logger.info(f"      done in {format_seconds((now or time.perf_counter()) - running[1])}")
 
 
 def partial_dir(out: str | Path) -> Path:
@@ -176,7 +177,7 @@ def job_key(job: CertifyConfig, data_sha256: str) -> str:
 
 
 def run_certify(job: CertifyConfig, out: str | Path, force: bool = False, progress: bool = True,
-                log: Callable[[str], None] = print, resume: bool = False) -> CertifyResult:
+                resume: bool = False) -> CertifyResult:
     """Run every stage; return the summary. Files written into ``out``:
 
     ``model.pt`` (+ ``model.history.json/png``), ``latents.h5``, ``empirical.h5``,
@@ -187,6 +188,9 @@ def run_certify(job: CertifyConfig, out: str | Path, force: bool = False, progre
     finished stage (each one's files are written atomically) and the decoding checkpoint of
     the enumeration, when the options and data are the same. Every stage is deterministic, so
     a resumed run writes the same certificate as an uninterrupted one.
+
+    Each stage's start and duration and the estimates are logged at INFO (``fscert.certify``,
+    :mod:`fscert.resources`); a resume that finds no run, or a listing too large to list, at WARNING.
     """
     from .data import load_images
     from .hashing import sha256_array
@@ -210,23 +214,24 @@ def run_certify(job: CertifyConfig, out: str | Path, force: bool = False, progre
     work = partial_dir(out)
     key = job_key(job, sha256_array(x) + ("" if x_test is None else "+" + sha256_array(x_test)))
     if resume and (work / "job.json").is_file() and (work / "job.json").read_text() == key:
-        log(f"resuming from {work}")
+        logger.info(f"resuming from {work}")
         remove_temporaries(work)               # what a killed write left behind
     else:
         if resume:
-            log(f"no run to resume in {work} (missing, or other options or data); starting from the beginning")
+            logger.warning(f"no run to resume in {work} (missing, or other options or data); starting from the "
+                           "beginning")
         shutil.rmtree(work, ignore_errors=True)
-        plan_training(x, mcfg, job).check(max_memory, log)
+        plan_training(x, mcfg, job).check(max_memory)
         work.mkdir(parents=True)
         (work / "job.json").write_text(key)
     if progress is True and not is_terminal():
         progress = LINES                       # lines, never bar redraws, in a log (fscert.progress)
     try:
-        with heartbeat("certify", show=progress, write=log):   # a line after 30 s of silence, off a terminal
-            summary = _stages(job, x, x_test, mcfg, tcfg, dcfg, ccfg, work, out, progress, log, t0)
-        _stage_done(log, t0)
+        with heartbeat("certify", show=progress):   # a line after 30 s of silence, off a terminal
+            summary = _stages(job, x, x_test, mcfg, tcfg, dcfg, ccfg, work, out, progress, t0)
+        _stage_done(t0)
     except KeyboardInterrupt:
-        log(f"interrupted: finished stages are kept in {work}; rerun with --resume to continue")
+        logger.info(f"interrupted: finished stages are kept in {work}; rerun with --resume to continue")
         raise
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
@@ -238,8 +243,8 @@ def run_certify(job: CertifyConfig, out: str | Path, force: bool = False, progre
     return CertifyResult(out, summary)
 
 
-def _stages(job: CertifyConfig, x: np.ndarray, x_test: np.ndarray | None, mcfg, tcfg, dcfg, ccfg, work: Path, out: Path, progress: bool,
-            log: Callable[[str], None], t0: float) -> dict:
+def _stages(job: CertifyConfig, x: np.ndarray, x_test: np.ndarray | None, mcfg, tcfg, dcfg, ccfg, work: Path, out: Path,
+            progress: bool, t0: float) -> dict:
     """The seven stages, each skipped when its files are already in ``work``."""
     from .audit import audit, report_json
     from .autoencoder import encode_batched, load_model, model_sha256, save_model
@@ -256,9 +261,9 @@ def _stages(job: CertifyConfig, x: np.ndarray, x_test: np.ndarray | None, mcfg, 
     def stage(i: int, name: str, done: Path) -> bool:
         """Log the stage; True when it must run (its output is not there yet)."""
         if done.exists():
-            log(f"[{i}/7] {name}: done before, reusing {done.name}")
+            logger.info(f"[{i}/7] {name}: done before, reusing {done.name}")
             return False
-        _stage(log, i, name, t0)
+        _stage(i, name, t0)
         return True
 
     if stage(1, f"train the autoencoder on {len(x)} images", work / "model.pt"):
@@ -301,11 +306,11 @@ def _stages(job: CertifyConfig, x: np.ndarray, x_test: np.ndarray | None, mcfg, 
                         extra_attrs=extra, train_latents=z, geometry=geometry)
         ckpt = work / "cert.partial.h5"
         try:
-            cert = certify(inputs, ccfg, progress=progress, log=log, checkpoint=ckpt)
+            cert = certify(inputs, ccfg, progress=progress, checkpoint=ckpt)
         except TooManyImages as e:
-            log(f"      {e}")
+            logger.warning(f"      {e}")
             ccfg.count_only = True
-            cert = certify(inputs, ccfg, progress=progress, log=log)
+            cert = certify(inputs, ccfg, progress=progress)
         write_certificate(work / "cert.h5", cert)
         ckpt.unlink(missing_ok=True)
     cert = read_certificate(work / "cert.h5")
@@ -316,13 +321,13 @@ def _stages(job: CertifyConfig, x: np.ndarray, x_test: np.ndarray | None, mcfg, 
         if stage(6, "audit every listed image against the training set", work / "audit.json"):
             geom = Geometry.from_json(cert.attrs.get("geometry"), x.shape[2:])      # the certificate's comparison
             audit_res = report_json(audit(geom.crop(x), geom.crop(cert.images).astype(np.float32) / 255.0,
-                                          gammas=job.gammas, max_memory=ccfg.max_memory, log=log,
+                                          gammas=job.gammas, max_memory=ccfg.max_memory,
                                           test_NCHW=None if x_test is None else geom.crop(x_test)))
             with atomic_path(work / "audit.json") as tmp:
                 tmp.write_text(json.dumps(audit_res, indent=1, default=float))
         audit_res = json.loads((work / "audit.json").read_text())
 
-    _stage(log, 7, "write the HTML report", t0)
+    _stage(7, "write the HTML report", t0)
     build_report(cert, work / "report", train_images=x, title=f"fscert certificate: {job.data}",
                  source=str(out / "cert.h5"), force=True)
     summary = make_summary(cert, z, job, audit_res, time.perf_counter() - t0)

@@ -14,7 +14,7 @@ Guarantees of :func:`load_dataset` (and :func:`load_images`, its ``.images``):
 * every image is named (``Dataset.names``) and the order is stated (``Dataset.order``):
   arrays in stored order, folders in natural sort of their POSIX relative paths;
 * a folder's files that are not images are skipped and counted (``Dataset.skipped``, and one
-  line to ``log``), never silently; images of different sizes are refused; a folder whose
+  notice, :attr:`Dataset.notes`), never silently; images of different sizes are refused; a folder whose
   images all lie in subfolders is read with the subfolder names as labels; grayscale stored
   as RGB (three equal channels) among grayscale files becomes one channel, real colour among
   grayscale is refused;
@@ -30,12 +30,12 @@ import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
 from . import array_files, readers
 from .errors import FscertError
+from .hashing import sha256_array
 from .readers import IMAGE_SUFFIXES, KINDS, SPLITS, NotAnImage  # noqa: F401  (re-exported)
 
 from .shipped import DATA_DIR  # noqa: E402  (data/, $FSCERT_DATA, or the installed fscert_data)
@@ -57,8 +57,8 @@ class Dataset:
     ``labels``: the class subfolder of each image, or None. ``bit_depth``: bits of the stored
     integer pixels (the largest, if files differ), None for floats. ``skipped``: files not read,
     by reason (with a ``limit``, DICOM files past it are not opened, so not counted as lacking
-    pixel data). ``native_hw``: the stored size.
-    """
+    pixel data). ``native_hw``: the stored size. ``notes``: the notices of the read (skipped
+    files, a common DICOM range), also issued as warnings unless the caller asked otherwise."""
 
     images: np.ndarray
     names: list[str]
@@ -68,6 +68,7 @@ class Dataset:
     bit_depth: int | None = None
     skipped: dict[str, int] = field(default_factory=dict)
     native_hw: tuple[int, int] = (0, 0)
+    notes: list[str] = field(default_factory=list)
 
 
 def resolve(spec: str | os.PathLike) -> Path:
@@ -363,25 +364,25 @@ def to_size(x_NCHW: np.ndarray, size: int = 32, source: str = "data") -> np.ndar
 
 def load_dataset(spec: str | os.PathLike, limit: int | None = None, split: str | None = "train",
                  size: int = 32, native: bool = False, *, split_option: str = "--split",
-                 log: Callable[[str], None] | None = None) -> Dataset:
+                 warn: bool = True) -> Dataset:
     """Load DATA with its provenance (see the module docstring for the guarantees).
 
     ``limit`` keeps the first ``limit`` images in the stated order (a deterministic subset).
     ``split=None``: the choice must be unambiguous (an npz with several ``*_images`` arrays and
-    no ``images`` is refused, naming ``split_option``). ``log`` receives each notice line
-    (skipped files, a common DICOM range); by default they are issued with :func:`warnings.warn`.
+    no ``images`` is refused, naming ``split_option``). Each notice (skipped files, a common
+    DICOM range) is in ``Dataset.notes`` and, with ``warn``, issued with :func:`warnings.warn`.
     """
     if limit is not None and limit < 1:
         raise FscertError(f"--limit must be a positive number, got {limit}")
     loaded = _load(resolve(spec), split, split_option, limit)
-    for line in loaded.notes:
-        log(line) if log is not None else warnings.warn(line, stacklevel=2)
+    for line in loaded.notes if warn else ():
+        warnings.warn(line, stacklevel=2)
     x = to_nchw(loaded.array, source=str(spec))
     hw = (int(x.shape[2]), int(x.shape[3]))
     if not native:
         x = to_size(x, size, source=str(spec))
     return Dataset(x, loaded.names, str(spec), loaded.order, loaded.labels, loaded.bit_depth,
-                   {k: len(v) for k, v in loaded.skipped.items()}, hw)
+                   {k: len(v) for k, v in loaded.skipped.items()}, hw, loaded.notes)
 
 
 def load_images(spec: str | os.PathLike, limit: int | None = None, split: str = "train",
@@ -395,6 +396,4 @@ def load_images(spec: str | os.PathLike, limit: int | None = None, split: str = 
 
 def data_sha256(x: np.ndarray) -> str:
     """Fingerprint of a loaded image array (what the model saw), for provenance attributes."""
-    from .hashing import sha256_array
-
     return sha256_array(x)

@@ -9,7 +9,6 @@ atomically: ``latents``, ``counts``, ``source_index`` and the attributes of
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
 
 from .certificate import latents_sha256
 from .empirical import DrawConfig, Empirical, draw_attrs, draw_samples, plan_draws
@@ -18,14 +17,14 @@ from .latents import read_latents, write_latents
 
 
 def draw_file(latents_path: str | Path, out: str | Path, cfg: DrawConfig, force: bool = False,
-              max_memory: int | None = None, log: Callable[[str], None] | None = None) -> Empirical:
+              max_memory: int | None = None) -> Empirical:
     """Draw E from the latents in ``latents_path`` and write it to ``out``; returns E.
 
-    ``max_memory`` (bytes; None: ¾ of the machine's memory) bounds the estimate printed with ``log``."""
+    ``max_memory`` (bytes; None: ¾ of the machine's memory) bounds the estimate (logged at INFO)."""
     check_output_path(out, force)
     src = read_latents(latents_path)
     cfg.validate()
-    plan_draws(src, cfg).check(max_memory, log)
+    plan_draws(src, cfg).check(max_memory)
     E = draw_samples(src, cfg)
     attrs = draw_attrs(cfg, src.attrs, latents_sha256(src.latents, src.counts))
     write_latents(out, E.latents, attrs, counts=E.counts, source_index=E.source_index)

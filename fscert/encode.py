@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
-from typing import Callable
 
 from .autoencoder import check_image_shape, encode_batched, load_model, model_sha256
 from .data import load_images
@@ -14,13 +13,14 @@ from .resources import Plan, encode_step
 
 
 def encode_data(model_path, data, out, *, split: str = "train", limit: int | None = None, batch: int = 256,
-                force: bool = False, max_memory: int | None = None, log: Callable[[str], None] | None = None) -> dict:
-    """Encode DATA with a saved model into an HDF5 latent file with provenance attributes."""
+                force: bool = False, max_memory: int | None = None) -> dict:
+    """Encode DATA with a saved model into an HDF5 latent file with provenance attributes; the
+    memory and time are estimated first (logged at INFO) and refused above ``max_memory`` bytes."""
     out = check_output_path(out, force)
     model = load_model(model_path)
     x = load_images(data, limit=limit, split=split)
     check_image_shape(model.config, x.shape)
-    Plan().add(encode_step(len(x), model)).check(max_memory, log)
+    Plan().add(encode_step(len(x), model)).check(max_memory)
     z = encode_batched(model, x, batch=batch)
     attrs = {"model_sha256": model_sha256(model), "data_sha256": sha256_array(x), "data": str(data),
              "config": json.dumps(asdict(model.config)), "n_images": len(x), "split": split}

@@ -17,6 +17,7 @@ reconstructions are recorded too (:mod:`fscert.fidelity`).
 from __future__ import annotations
 
 import json
+import logging
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -31,6 +32,8 @@ from .errors import FscertError
 from .fidelity import add_fidelity, check_source
 from .geometry import Geometry, Targets, comparison_geometry
 from .latents import LatentSet
+
+logger = logging.getLogger(__name__)
 
 MODE_EMPIRICAL = "empirical"
 MODE_FULL = "full-support"
@@ -269,7 +272,7 @@ from .verdict import (SCOPE_COMPLETE, SCOPE_NOT_EXAMINED, SCOPE_SEARCHED, SEARCH
 
 
 def certify(inputs: Inputs, cfg: EnumerateConfig, progress: bool = False,
-            checkpoint: str | Path | None = None, log: Callable[[str], None] | None = None) -> Certificate:
+            checkpoint: str | Path | None = None) -> Certificate:
     """Enumerate, decode and audit (DESIGN §6.6); fills every attribute of the certificate format.
 
     With ``checkpoint`` (a path), the listing and the images decoded so far are saved there as
@@ -277,7 +280,7 @@ def certify(inputs: Inputs, cfg: EnumerateConfig, progress: bool = False,
     and gives the same certificate as an uninterrupted run. The caller removes it at the end.
 
     Once the exact count is known, and before anything is listed, the memory and time of
-    listing, decoding and auditing are estimated (printed with ``log``); above
+    listing, decoding and auditing are estimated (logged at INFO, :mod:`fscert.resources`); above
     ``cfg.max_memory`` the call refuses (:mod:`fscert.resources`).
     """
     from .data import data_sha256
@@ -295,7 +298,7 @@ def certify(inputs: Inputs, cfg: EnumerateConfig, progress: bool = False,
 
     def guard(count: int) -> None:
         train = inputs.train if inputs.model is not None else None
-        plan_listing(count, E.latents.shape[1:], inputs.model, train, len(cfg.gammas)).check(cfg.max_memory, log)
+        plan_listing(count, E.latents.shape[1:], inputs.model, train, len(cfg.gammas)).check(cfg.max_memory)
 
     searchable = inputs.model is not None and inputs.train is not None and cfg.search and not cfg.full_support
     if cert is None:
@@ -319,9 +322,8 @@ def certify(inputs: Inputs, cfg: EnumerateConfig, progress: bool = False,
     if cert.attrs.get("verdict_scope") == SCOPE_SEARCHED:
         from .verdict import add_search_verdict
 
-        if log is not None:
-            log(f"{cert.attrs['reachable_count']} reachable images: searching every training image's near-copies "
-                "without listing them")
+        logger.info(f"{cert.attrs['reachable_count']} reachable images: searching every training image's "
+                    "near-copies without listing them")
         add_search_verdict(cert, E.latents, E.counts, inputs.model, Targets(inputs.train, geometry), cfg,
                            float(cert.attrs["dead_end_mass"]), progress=progress)
     elif inputs.model is not None:
@@ -343,24 +345,25 @@ def checkpoint_path(out: str | Path) -> Path:
 
 
 def certify_to_file(inputs: Inputs, cfg: EnumerateConfig, out: str | Path, resume: bool = False,
-                    progress: bool = False, log: Callable[[str], None] | None = None) -> tuple[Certificate, str]:
+                    progress: bool = False) -> tuple[Certificate, str]:
     """:func:`certify` with its decoding checkpoint beside ``out``, then write the certificate;
     returns it and its content hash (`fscert enumerate`).
 
     Without ``resume`` a checkpoint an earlier run left is removed first; with it, the run
     continues from the checkpoint when the inputs and options are the same (else it starts
     again) and writes the certificate of an uninterrupted run, byte for byte. Ctrl-C keeps the
-    checkpoint (``log`` says so); once the certificate is written the checkpoint is removed."""
+    checkpoint (an INFO record says so); once the certificate is written the checkpoint is removed."""
     partial = checkpoint_path(out)
     if not resume:
         partial.unlink(missing_ok=True)
-    elif not partial.exists() and log is not None:
-        log(f"no checkpoint {partial} to resume from; starting from the beginning")
+    elif not partial.exists():
+        logger.warning(f"no checkpoint {partial} to resume from; starting from the beginning")
     try:
-        cert = certify(inputs, cfg, progress=progress, checkpoint=partial, log=log)
+        cert = certify(inputs, cfg, progress=progress, checkpoint=partial)
     except KeyboardInterrupt:
-        if partial.exists() and log is not None:
-            log(f"the listing and the images decoded so far are kept in {partial}; rerun with --resume to continue")
+        if partial.exists():
+            logger.info(f"the listing and the images decoded so far are kept in {partial}; rerun with --resume to "
+                        "continue")
         raise
     digest = write_certificate(out, cert)
     partial.unlink(missing_ok=True)

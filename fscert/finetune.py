@@ -9,7 +9,6 @@ the same inputs give the same file).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
 
 from .autoencoder import load_model, save_model
 from .data import data_sha256, load_images
@@ -22,14 +21,14 @@ from .training import TrainConfig, finetune_decoder
 
 def finetune_file(model_path: str | Path, empirical_path: str | Path, data: str, out: str | Path,
                   cfg: TrainConfig, limit: int | None = None, split: str = "train", force: bool = False,
-                  max_memory: int | None = None, progress: bool = False,
-                  log: Callable[[str], None] | None = None) -> dict:
+                  max_memory: int | None = None, progress: bool = False) -> dict:
     """Fine-tune MODEL's decoder on E for ``cfg.finetune_epochs`` epochs (batch ``cfg.batch_size``,
     learning rate ``cfg.lr``, seed ``cfg.seed``) and write it to ``out``. Returns ``model``,
     ``history`` (one row per epoch) and ``n_samples`` (the rows of E).
 
     ``data`` and ``limit`` name the training images E was drawn from; ``limit`` defaults to the
-    number recorded in E (else all)."""
+    number recorded in E (else all). The memory and time are estimated first (logged at INFO,
+    :mod:`fscert.resources`); above ``max_memory`` bytes nothing is fine-tuned."""
     check_output_path(out, force)
     cfg.validate()
     epochs = cfg.finetune_epochs
@@ -40,7 +39,7 @@ def finetune_file(model_path: str | Path, empirical_path: str | Path, data: str,
     images = load_images(data, limit=limit, split=split)
     targets = finetune_targets(E.source_index, images, str(empirical_path))
     Plan().add(training_step(len(targets), model, cfg.batch_size, decoder_epochs=epochs, what="fine-tune")).check(
-        max_memory, log)
+        max_memory)
     hist = finetune_decoder(model, E.latents, targets, epochs=epochs, batch_size=cfg.batch_size, lr=cfg.lr,
                             seed=cfg.seed, counts=E.counts, progress=progress)
     extra = dict(getattr(model, "extra", {}) or {})

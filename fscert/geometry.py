@@ -216,7 +216,7 @@ def stored_hw(spec: str | os.PathLike, split: str = "train") -> tuple[int, int]:
     the first image where the format allows)."""
     from .data import load_dataset
 
-    return tuple(load_dataset(spec, limit=1, split=split, native=True, log=lambda line: None).native_hw)
+    return tuple(load_dataset(spec, limit=1, split=split, native=True, warn=False).native_hw)
 
 
 def load_compared(spec: str | os.PathLike, limit: int | None = None, split: str = "train",

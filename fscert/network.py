@@ -34,6 +34,7 @@ from .checkpoint import check_config_keys, load_checkpoint, load_weights, save_c
 from .errors import FscertError
 from .latents import validate_latents
 from .patches import index_to_token, pre_offsets, token_to_index, tokens
+from .progress import Progress
 
 NET_FORMAT = "fscert-sampler-network"
 NET_VERSION = 1
@@ -125,16 +126,15 @@ def train_network(source_latents: np.ndarray, rho: int, q: float, epochs: int = 
                   counts: np.ndarray | None = None, full_context: bool = False,
                   translation_invariant: bool = False, hidden: int = 256, layers: int = 2,
                   batch_size: int = 64, lr: float = 2e-3, max_pairs: int = 8192, progress: bool = False,
-                  log: Callable[[int, float], None] | None = None) -> tuple[ContextMLP, list[float]]:
+                  on_epoch: Callable[[int, float], None] | None = None) -> tuple[ContextMLP, list[float]]:
     """Train a :class:`ContextMLP` with cross-entropy on flipped source latents (A.3.3).
 
     One epoch = as many latents as there are sources, drawn in minibatches of ``batch_size``
     (a permutation, or ∝ ``counts`` with replacement when multiplicities are given); each is
     flipped afresh with probability q. At most ``max_pairs`` (latent, cell) pairs per step (a
-    random subset when more). Returns the network and the mean loss of each epoch.
+    random subset when more). Returns the network and the mean loss of each epoch;
+    ``on_epoch(epoch, loss)`` is called after every epoch.
     """
-    from tqdm import tqdm
-
     if not (math.isfinite(q) and 0 <= q <= 1):
         raise FscertError(f"the flip probability q must be in [0, 1], got {q}")
     if epochs < 0:
@@ -156,7 +156,7 @@ def train_network(source_latents: np.ndarray, rho: int, q: float, epochs: int = 
     L = cfg.n_cells
     history: list[float] = []
     net.train()
-    for ep in tqdm(range(epochs), desc="train sampler", unit="epoch", disable=not progress, leave=False):
+    for ep in Progress(range(epochs), desc="train sampler", unit="epoch", show=progress, leave=False):
         order = rng.permutation(n) if probs is None else rng.choice(n, n, p=probs)
         tot, cnt = 0.0, 0
         for s in range(0, n, batch_size):
@@ -177,8 +177,8 @@ def train_network(source_latents: np.ndarray, rho: int, q: float, epochs: int = 
             tot += float(loss.detach()) * len(y)
             cnt += len(y)
         history.append(tot / max(cnt, 1))
-        if log is not None:
-            log(ep, history[-1])
+        if on_epoch is not None:
+            on_epoch(ep, history[-1])
     net.eval()
     return net, history
 
@@ -201,14 +201,12 @@ def cell_probs(net: ContextMLP, z_NMHW: np.ndarray, cell: int, chunk: int = 4096
 def sample_network(net: ContextMLP, n: int, seed: int | np.random.Generator | None = 0,
                    progress: bool = False) -> np.ndarray:
     """Draw ``n`` latents int8 (n, M, H, W) cell by cell from the network's conditionals."""
-    from tqdm import tqdm
-
     cfg = net.config
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     m, h, w = cfg.latent_channels, cfg.latent_height, cfg.latent_width
     z = np.zeros((n, m, h, w), np.int8)
     net.eval()
-    for i in tqdm(range(cfg.n_cells), desc="sample", unit="cell", disable=not progress or n == 0, leave=False):
+    for i in Progress(range(cfg.n_cells), desc="sample", unit="cell", show=progress if n else False, leave=False):
         if n == 0:
             break
         p_NK = cell_probs(net, z, i)

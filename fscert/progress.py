@@ -9,9 +9,9 @@ and, around work that reports nothing itself, a heartbeat line after ``interval`
 silence (``heartbeat``). ``progress`` arguments across fscert take:
 
 * ``True``: automatic, a bar when stderr is a terminal, lines otherwise (the Python default);
-* :data:`LINES`: lines only. It is *falsy*, so code that still calls
+* :data:`LINES`: lines only. It is *falsy*, so code outside fscert that calls
   ``tqdm(..., disable=not progress)`` draws nothing with it: the CLI passes it when stderr is
-  not a terminal, and every module that moves to :class:`Progress` starts printing lines;
+  not a terminal, and every fscert module shows its progress through :class:`Progress`;
 * ``False`` / ``None``: nothing (``--quiet``).
 
 Usage, in place of ``tqdm``::
@@ -22,7 +22,8 @@ Usage, in place of ``tqdm``::
         bar.update(); bar.set_postfix(psnr="17.2")
 
 The interval is ``interval=`` per object, else :func:`set_interval`, else the environment
-variable ``FSCERT_PROGRESS_SECONDS``, else 30 s (tests use a tiny one).
+variable ``FSCERT_PROGRESS_SECONDS``, else 30 s (tests use a tiny one). Bars and progress lines
+are written to stderr here, not logged: stage lines and estimates are :mod:`logging` records.
 """
 from __future__ import annotations
 

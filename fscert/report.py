@@ -42,6 +42,7 @@ The folder is built in a temporary folder and renamed into place
 """
 from __future__ import annotations
 
+import logging
 import os
 import warnings
 from pathlib import Path
@@ -58,7 +59,7 @@ from .fileio import atomic_dir
 from .figure_words import finite
 from .report_charts import PSNR_PNG, write_exposure_chart, write_psnr_histogram
 from .report_data import data_js, write_csv, write_exposure_csv, write_json
-from .report_format import (approx, column, count_in_words, fmt_num, gamma_map, gname, jsonable, note, say,  # noqa: F401
+from .report_format import (approx, column, count_in_words, fmt_num, gamma_map, gname, jsonable, note,  # noqa: F401
                             shape_text, to_uint8, umask)
 from .report_search import (EXPOSURE_PNG, exposure_ranking, is_searched, near_copy_view, search_gamma,  # noqa: F401
                             search_page, search_summary, training_rows, write_search_sprites)
@@ -69,6 +70,8 @@ from .report_training import (TRAINING_CSV, add_recon_and_decidability, grid_bad
 from .report_verdict import glossary_terms, verdict_page
 from .verdict import SCOPE_COMPLETE, has_figures, verdict_scope, verdict_words
 from .verdict_statement import statement
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["build_report", "summarize", "check_train", "count_in_words", "exposure_ranking", "image_tiles",
            "latent_tiles", "TEMPLATE_DIR"]
@@ -93,7 +96,9 @@ def build_report(cert: Certificate | str | os.PathLike, out_dir: str | os.PathLi
     ``train_images`` (N×C×S×S, float in [0, 1] or uint8) are shown next to each image as its
     nearest training image; without them the page says they were not provided.
     ``source`` is the certificate's path shown in the header (defaults to ``cert`` when it is
-    a path). An existing ``out_dir`` is refused unless ``force``.
+    a path). An existing ``out_dir`` is refused unless ``force``. ``progress``: the sprite
+    sheets' progress (:mod:`fscert.progress`); the number of images and the path written are
+    DEBUG records.
 
     Raises :class:`FscertError` for a file that is not a certificate, an existing folder, and a
     training set that does not match the certificate (index out of range, other image shape).
@@ -110,7 +115,7 @@ def build_report(cert: Certificate | str | os.PathLike, out_dir: str | os.PathLi
     searched = is_searched(cert)
     shown = near_copy_view(cert) if searched else cert      # the images of this report
     train_u8 = check_train(shown, train_images, notes, searched=cert if searched else None)
-    say(progress, f"report: {len(shown.prob)} {'listed near-copies' if searched else 'listed images'}")
+    logger.debug(f"report: {len(shown.prob)} {'listed near-copies' if searched else 'listed images'}")
 
     with atomic_dir(out, force=force) as tmp:
         tmp.chmod(0o777 & ~umask())  # mkdtemp makes it private; a report is meant to be shared
@@ -150,7 +155,7 @@ def build_report(cert: Certificate | str | os.PathLike, out_dir: str | os.PathLi
         (tmp / "data.js").write_text(data_js(shown, gen, train, extra=page["js"]), encoding="utf-8")
         copy_static(STATIC_FILES, tmp)
         (tmp / "index.html").write_text(render_index(summary, page), encoding="utf-8")
-    say(progress, f"report: wrote {out / 'index.html'}")
+    logger.debug(f"report: wrote {out / 'index.html'}")
     return out / "index.html"
 
 

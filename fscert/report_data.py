@@ -19,7 +19,8 @@ import numpy as np
 
 from .certificate import Certificate
 from .report_format import column, gname, js_number, jsonable, safe_json
-from .report_search import csv_float, exposure_arrays, exposure_ranks, pairs_by_row, train_namer
+from .report_search import (csv_float, exposure_arrays, exposure_ranks, pairs_by_row, train_namer,
+                            write_training_table)
 
 
 def data_js(cert: Certificate, gen: dict[str, Any] | None, train: dict[str, Any] | None,
@@ -106,26 +107,19 @@ def write_exposure_csv(path: Path, cert: Certificate) -> None:
     if exp is None:
         return
     gammas = cert.gammas
-    s = len(exp["lo"])
-    name = train_namer(cert)
     ranks = exposure_ranks(exp["lo"], exp["hi"])
-    header = ["training_index", "training_image"]
-    header += [f"{what}_{gname(g)}" for g in gammas for what in ("rank", "exposure_low", "exposure_high",
-                                                                   "near_copies_low", "near_copies_high")]
-    header += ["best_psnr", "best_psnr_exact", "best_probability"]
-
     cell = csv_float
 
     def count(v: float) -> str:
         return str(int(v)) if math.isfinite(v) and v.is_integer() and abs(v) < 2.0 ** 53 else cell(v)
 
-    with path.open("w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(header)
-        for t in range(s):
-            row = [str(t), name(t)]
-            for j in range(len(gammas)):
-                row += [str(int(ranks[j][t])), cell(exp["lo"][t, j]), cell(exp["hi"][t, j]),
-                        count(float(exp["clo"][t, j])), count(float(exp["chi"][t, j]))]
-            row += [cell(exp["best_psnr"][t]), str(int(exp["best_exact"][t])), cell(exp["best_prob"][t])]
-            w.writerow(row)
+    def cells(t: int) -> list[str]:
+        row: list[str] = []
+        for j in range(len(gammas)):
+            row += [str(int(ranks[j][t])), cell(exp["lo"][t, j]), cell(exp["hi"][t, j]),
+                    count(float(exp["clo"][t, j])), count(float(exp["chi"][t, j]))]
+        return row + [cell(exp["best_psnr"][t]), str(int(exp["best_exact"][t])), cell(exp["best_prob"][t])]
+
+    write_training_table(path, cert, gammas, ("rank", "exposure_low", "exposure_high", "near_copies_low",
+                                              "near_copies_high"),
+                         ("best_psnr", "best_psnr_exact", "best_probability"), len(exp["lo"]), cells)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import sys
 from typing import Any
 
 import numpy as np
@@ -87,11 +86,6 @@ def umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
-
-
-def say(on: bool, msg: str) -> None:
-    if on:
-        print(msg, file=sys.stderr, flush=True)
 
 
 def to_uint8(x: np.ndarray) -> np.ndarray:

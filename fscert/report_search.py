@@ -13,9 +13,10 @@ say "unknown", intervals are [low, high], a PSNR bound is "< … dB (bound)".
 """
 from __future__ import annotations
 
+import csv
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -197,6 +198,21 @@ def train_namer(cert: Certificate):
     cfg = attr_json(cert, "config", {})
     data = cfg.get("train") if isinstance(cfg, dict) else None
     return (lambda t: f"{data}[{int(t)}]") if isinstance(data, str) and data else (lambda t: "")
+
+
+def write_training_table(path: Path, cert: Certificate, gammas: Sequence[float], per_gamma: Sequence[str],
+                         tail: Sequence[str], rows: int, cells: Callable[[int], list[str]]) -> None:
+    """A CSV with one row per training image ``t`` in order (``exposure.csv``, ``training.csv``):
+    ``training_index``, ``training_image`` (:func:`train_namer`), then ``{column}_{γ}`` for every γ
+    and every ``per_gamma`` column, then the ``tail`` columns; row ``t`` is ``[t, name] + cells(t)``."""
+    name = train_namer(cert)
+    header = ["training_index", "training_image"]
+    header += [f"{c}_{gname(g)}" for g in gammas for c in per_gamma] + list(tail)
+    with path.open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(header)
+        for t in range(rows):
+            w.writerow([str(t), name(t)] + cells(t))
 
 
 def pairs_by_row(cert: Certificate, k: int) -> dict[int, list[int]]:

@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 
 from .certificate import Certificate
-from .report_format import note, say
+from .progress import Progress
+from .report_format import note
 
 TILES_PER_SHEET = 1000
 SHEET_COLS = 40
@@ -79,7 +80,8 @@ def write_generated_sprites(cert: Certificate, folder: Path, notes: list[dict[st
 
 
 def write_sprites(tiles: np.ndarray, folder: Path, prefix: str, progress: bool) -> dict[str, Any]:
-    """Write ``tiles`` as PNG sheets of :data:`TILES_PER_SHEET`; return their layout for the page."""
+    """Write ``tiles`` as PNG sheets of :data:`TILES_PER_SHEET`; return their layout for the page
+    (``progress``: a :class:`fscert.progress.Progress` over the sheets)."""
     from PIL import Image
 
     n, th, tw = tiles.shape[:3]
@@ -87,7 +89,8 @@ def write_sprites(tiles: np.ndarray, folder: Path, prefix: str, progress: bool) 
     scale = max(1, DISPLAY_PX // max(th, tw))
     sheets, rows_per_sheet = [], []
     count = math.ceil(n / TILES_PER_SHEET)
-    for s in range(count):
+    for s in Progress(range(count), desc=f"report: {prefix} sprite sheets", unit="sheet", show=progress,
+                      leave=False):
         chunk = tiles[s * TILES_PER_SHEET:(s + 1) * TILES_PER_SHEET]
         rows = math.ceil(len(chunk) / cols)
         pad = rows * cols - len(chunk)
@@ -100,7 +103,5 @@ def write_sprites(tiles: np.ndarray, folder: Path, prefix: str, progress: bool) 
             folder / name, compress_level=PNG_COMPRESS_LEVEL)
         sheets.append(name)
         rows_per_sheet.append(rows)
-        if progress and (s + 1) % 10 == 0:
-            say(True, f"report: {prefix} sprite sheets {s + 1}/{count}")
     return {"sheets": sheets, "rows": rows_per_sheet, "cols": cols, "perSheet": TILES_PER_SHEET,
             "tileW": int(tw), "tileH": int(th), "scale": int(scale)}

@@ -15,7 +15,6 @@ the decoder's reconstruction PSNR is shown only where the certificate records it
 """
 from __future__ import annotations
 
-import csv
 import math
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,8 @@ import numpy as np
 
 from .certificate import Certificate
 from .report_format import fig, gname, js_number, psnr_text
-from .report_search import EXPOSURE_PAGE, csv_float, exposure_ranking, exposure_ranks, train_namer
+from .report_search import (EXPOSURE_PAGE, csv_float, exposure_ranking, exposure_ranks, train_namer,
+                            write_training_table)
 from .verdict import SCOPE_COMPLETE, verdict_scope
 from .decidability import (BADGE_COPY, BADGE_NO_COPY_FOUND, BADGE_NOT_DECIDABLE, BADGE_NOVEL, badge_codes,
                            decidable_at, fidelity_record, recon_psnr)
@@ -171,21 +171,16 @@ def write_training_csv(path: Path, cert: Certificate, view: dict[str, Any]) -> N
     not recorded)."""
     t = view["arrays"]
     gammas = cert.gammas[:t["count"].shape[1]]
-    s = len(t["count"])
-    name = train_namer(cert)
     ranks = exposure_ranks(t["mass"][:, :len(gammas)], t["mass"][:, :len(gammas)])
-    header = ["training_index", "training_image"]
-    header += [f"{w}_{gname(g)}" for g in gammas for w in ("rank", "near_copies", "mass")]
-    header += ["closest_output", "closest_psnr", "closest_probability", "reconstruction_psnr"]
-
     cell = csv_float
-    with path.open("w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(header)
-        for i in range(s):
-            row = [str(i), name(i)]
-            for j in range(len(gammas)):
-                row += [str(int(ranks[j][i])), str(int(t["count"][i, j])), repr(float(t["mass"][i, j]))]
-            b = int(t["best_row"][i])
-            row += ["" if b < 0 else str(b), cell(t["best_psnr"][i]), cell(t["best_prob"][i]), cell(t["recon"][i])]
-            w.writerow(row)
+
+    def cells(i: int) -> list[str]:
+        row: list[str] = []
+        for j in range(len(gammas)):
+            row += [str(int(ranks[j][i])), str(int(t["count"][i, j])), repr(float(t["mass"][i, j]))]
+        b = int(t["best_row"][i])
+        return row + ["" if b < 0 else str(b), cell(t["best_psnr"][i]), cell(t["best_prob"][i]), cell(t["recon"][i])]
+
+    write_training_table(path, cert, gammas, ("rank", "near_copies", "mass"),
+                         ("closest_output", "closest_psnr", "closest_probability", "reconstruction_psnr"),
+                         len(t["count"]), cells)

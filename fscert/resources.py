@@ -18,16 +18,17 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import math
 import os
 from dataclasses import dataclass, field, fields
 from importlib import resources as importlib_resources
-from typing import Callable
 
 import numpy as np
 
 from .errors import FscertError
 
+logger = logging.getLogger(__name__)
 #: fraction of physical memory used when no --max-memory is given
 DEFAULT_FRACTION = 0.75
 CALIBRATION_ROWS = 64       # rows timed by fscert.empirical.plan_draws (a calibration of < 0.1 s)
@@ -279,11 +280,11 @@ class Plan:
         return (f"estimate: {what}: about {size_str(self.bytes)} and {time_str(self.time_s)} "
                 f"(time from per-unit costs measured on {reference_costs().machine})")
 
-    def check(self, max_memory: int | None = None, log: Callable[[str], None] | None = None) -> "Plan":
-        """Print the estimate with ``log``; refuse when the memory estimate is above the limit."""
+    def check(self, max_memory: int | None = None) -> "Plan":
+        """Log the estimate (INFO; each step's memory and the limit at DEBUG); refuse above the limit."""
         limit = memory_limit(max_memory)
-        if log is not None:
-            log(self.line())
+        logger.info(self.line())
+        logger.debug("  %s; limit %s", "; ".join(f"{s.what}: {size_str(s.bytes)}" for s in self.steps), size_str(limit))
         if self.bytes > limit:
             big = max(self.steps, key=lambda s: s.bytes)
             raise FscertError(f"{big.what} needs about {size_str(self.bytes)} in all, above --max-memory "
@@ -320,10 +321,8 @@ def sampling_step(bank, n: int, q: float) -> Step:
     patterns of W words (``q`` does not change the work)."""
     c = reference_costs()
     per = 2 * bank.n_bits + 8 * (bank.n_bits // 64 + 1) + 24 + bank.m
-    sec = 0.0
-    for i in range(bank.n_cells):
-        words_NW = bank.pool(i)[0]
-        sec += len(words_NW) * c.sample_candidate_s + words_NW.size * c.sample_word_s + c.sample_cell_s
+    pools = (bank.pool(i)[0] for i in range(bank.n_cells))          # each cell's words_NW
+    sec = sum(len(w_NW) * c.sample_candidate_s + w_NW.size * c.sample_word_s + c.sample_cell_s for w_NW in pools)
     return Step(f"sample {n:,} latents", int(n) * per, max(0, n) * sec)
 
 

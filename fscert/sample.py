@@ -14,9 +14,10 @@ work refused above the limit; on any failure nothing is written.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from PIL import Image
 
@@ -28,6 +29,8 @@ from .image_grid import image_grid
 from .latents import read_latents, write_latents
 from .noise import check_tau_kappa, flip_probability
 from .resources import Plan, Step, decode_step, sampling_step
+
+logger = logging.getLogger(__name__)
 
 STRATEGIES = ("direct", "network")
 #: at most this many images in the PNG grid written beside the samples
@@ -75,8 +78,7 @@ def png_path(out: str | Path) -> Path:
 
 def sample_to_file(latents_path: str | Path, out: str | Path, cfg: SampleConfig, model_path: str | Path | None = None,
                    network_path: str | Path | None = None, save_network_path: str | Path | None = None,
-                   force: bool = False, max_memory: int | None = None, progress: bool = False,
-                   log: Callable[[str], None] | None = None) -> dict:
+                   force: bool = False, max_memory: int | None = None, progress: bool = False) -> dict:
     """Draw ``cfg.n_samples`` latents from the generator on the source latents in ``latents_path``
     and write them to ``out`` (with ``model_path``: decoded, and a PNG grid beside it).
 
@@ -116,7 +118,7 @@ def sample_to_file(latents_path: str | Path, out: str | Path, cfg: SampleConfig,
         plan = Plan().add(sampling_step(bank, n, q))
         if model is not None:
             plan.add(decode_step(n, model))
-        plan.check(max_memory, log)
+        plan.check(max_memory)
         samples = sample_direct(bank, n, q, seed=cfg.seed, progress=progress)
         extra_attrs["patterns"] = bank.n_patterns()
     else:
@@ -125,7 +127,7 @@ def sample_to_file(latents_path: str | Path, out: str | Path, cfg: SampleConfig,
         plan = Plan().add(Step(f"sample {n:,} latents", n * z[0].size * 2))
         if model is not None:
             plan.add(decode_step(n, model))
-        plan.check(max_memory, log)
+        plan.check(max_memory)
         source_sha = sha256_arrays(arrays)
         if network_path:
             net = load_network(network_path)
@@ -137,9 +139,8 @@ def sample_to_file(latents_path: str | Path, out: str | Path, cfg: SampleConfig,
                 raise FscertError(f"{network_path} was trained on other latents than {latents_path}")
             rho, q, full_context, translation_invariant = c.rho, c.q, c.full_context, c.translation_invariant
             tau = kappa = float("nan")                    # the network was trained at q; τ and κ are not used
-            if log is not None:
-                log(f"using the network's ρ = {rho}, q = {q:.4g}" + (", full context" if full_context else "")
-                    + (", translation-invariant" if translation_invariant else ""))
+            logger.info(f"using the network's ρ = {rho}, q = {q:.4g}" + (", full context" if full_context else "")
+                        + (", translation-invariant" if translation_invariant else ""))
             extra_attrs.update(network=str(network_path), network_epochs=int(net.extra.get("epochs", -1)),
                                network_loss=json.dumps(net.extra.get("loss", [])))
         else:

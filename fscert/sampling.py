@@ -42,12 +42,12 @@ import math
 import numpy as np
 from numba import njit, prange, types
 from numba.extending import intrinsic
-from tqdm import tqdm
 
 from .errors import FscertError
 from .latents import validate_latents
 from .patch_bank import PatchBank, build_bank
 from .patches import index_to_token, pack_bits, token_to_index
+from .progress import Progress
 
 
 # ----------------------------------------------------------------------------- numba kernels
@@ -218,7 +218,7 @@ def sample_direct(bank: PatchBank, n: int, q: float, seed: int | np.random.Gener
     ch = np.arange(m, dtype=np.int64) * L
     tables: dict[int, tuple[np.ndarray, bool]] = {}
     pick_B = np.empty(n, np.int64)
-    for i in tqdm(range(L), desc="sample", unit="cell", disable=not progress, leave=False):
+    for i in Progress(range(L), desc="sample", unit="cell", show=progress, leave=False):
         words_NW, centre_N, mult_N = bank.pool(i)
         idx = bank.ctx_index[i]
         gen_BW = pack_bits(out_NB[:, idx]) if len(idx) else np.zeros((n, 1), np.uint64)

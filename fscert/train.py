@@ -3,10 +3,10 @@ save the model and its Fig. 9 curves; resumable after an interruption."""
 from __future__ import annotations
 
 import json
+import logging
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Callable
 
 import torch
 
@@ -17,19 +17,21 @@ from .hashing import sha256_array
 from .resources import Plan, training_step
 from .training import TrainConfig, TrainState, save_history, train, train_key
 
+logger = logging.getLogger(__name__)
+
 
 def train_model(data, out, model: AEConfig | None = None, training: TrainConfig | None = None, *,
                 split: str = "train", limit: int | None = None, force: bool = False, progress: bool = True,
-                max_memory: int | None = None, log: Callable[[str], None] | None = None, resume: bool = False,
-                checkpoint_seconds: float = 30.0) -> dict:
+                max_memory: int | None = None, resume: bool = False, checkpoint_seconds: float = 30.0) -> dict:
     """Load DATA, train (both phases), save the model and its Fig. 9 curves next to it.
 
     ``model`` (default :class:`AEConfig`; its image channels are set from DATA) and ``training``
     (default :class:`TrainConfig`) are validated before training. The memory and time of
-    training are estimated first (printed with ``log``); above ``max_memory`` bytes (default ¾
-    of the machine's memory) nothing is trained. The training state is saved to
+    training are estimated first (logged at INFO, :mod:`fscert.resources`); above ``max_memory``
+    bytes (default ¾ of the machine's memory) nothing is trained. The training state is saved to
     ``OUT.partial.pt`` every ``checkpoint_seconds``; after an interruption, ``resume=True``
-    continues from it (same data and options) to the same weights."""
+    continues from it (same data and options) to the same weights (a resume that finds no state
+    is a WARNING record, then training starts from the beginning)."""
     out = check_output_path(out, force)
     x = load_images(data, limit=limit, split=split)
     mcfg = replace(model if model is not None else AEConfig(), image_channels=x.shape[1])
@@ -41,17 +43,17 @@ def train_model(data, out, model: AEConfig | None = None, training: TrainConfig 
     if not resume:
         state.path.unlink(missing_ok=True)
     elif state.load() is None:
-        _say(log, f"no training state to resume in {state.path} (missing, or other options or data); "
-                  "starting from the beginning")
+        logger.warning(f"no training state to resume in {state.path} (missing, or other options or data); "
+                       "starting from the beginning")
     else:
-        _say(log, f"resuming from {state.path}")
-    Plan().add(training_step(len(x), probe, tcfg.batch_size, tcfg.epochs, tcfg.finetune_epochs)).check(max_memory, log)
+        logger.info(f"resuming from {state.path}")
+    Plan().add(training_step(len(x), probe, tcfg.batch_size, tcfg.epochs, tcfg.finetune_epochs)).check(max_memory)
     t0 = time.perf_counter()
     try:
         model, history = train(x, mcfg, tcfg, progress=progress, state=state)
     except KeyboardInterrupt:
         if state.path.exists():
-            _say(log, f"the training state is kept in {state.path}; rerun with --resume to continue")
+            logger.info(f"the training state is kept in {state.path}; rerun with --resume to continue")
         raise
     seconds = time.perf_counter() - t0
     extra = {"train": asdict(tcfg), "data": str(data), "data_sha256": sha256_array(x), "n_images": len(x),
@@ -73,8 +75,3 @@ def partial_path(out: str | Path) -> Path:
     """Where the training state of ``out`` is kept while it trains: ``OUT.partial.pt``."""
     out = Path(out)
     return out.with_name(out.name + ".partial.pt")
-
-
-def _say(log: Callable[[str], None] | None, line: str) -> None:
-    if log is not None:
-        log(line)

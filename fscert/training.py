@@ -16,6 +16,7 @@ import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -162,13 +163,15 @@ def train_key(images_NCHW: np.ndarray, model_cfg: AEConfig, cfg: TrainConfig) ->
 
 
 def train(images_NCHW: np.ndarray, model_cfg: AEConfig, cfg: TrainConfig, progress: bool = True,
-          log=None, state: TrainState | None = None) -> tuple[LocalAutoencoder, list[dict]]:
+          on_epoch: Callable[[dict], None] | None = None,
+          state: TrainState | None = None) -> tuple[LocalAutoencoder, list[dict]]:
     """Train a new autoencoder on float32 images in [0, 1]: phase 1 then phase 2.
 
     Returns the model and the per-epoch history (dicts with phase, epoch, loss, beta and the
-    :func:`evaluate` statistics); ``log(row)`` is called after every epoch. Deterministic for a
-    given seed on the same machine. With ``state``, training continues from its checkpoint
-    when there is one, and saves to it as it goes (the caller removes it at the end).
+    :func:`evaluate` statistics); ``on_epoch(row)`` is called after every epoch (a hook, e.g. to
+    record or stop; progress is :class:`fscert.progress.Progress`). Deterministic for a given seed
+    on the same machine. With ``state``, training continues from its checkpoint when there is
+    one, and saves to it as it goes (the caller removes it at the end).
     """
     cfg.validate()
     check_image_shape(model_cfg.validate(), images_NCHW.shape)
@@ -220,8 +223,8 @@ def train(images_NCHW: np.ndarray, model_cfg: AEConfig, cfg: TrainConfig, progre
                 row.update(evaluate(model, x_eval))
                 bar.set_postfix(phase=1, psnr=f"{row['psnr']:.2f}", binary=f"{row['binary_rate']:.2f}")
             history.append(row)
-            if log is not None:
-                log(row)
+            if on_epoch is not None:
+                on_epoch(row)
             bar.update()
             if state is not None and state.due(force=epoch + 1 == cfg.epochs):
                 state.save(1, epoch + 1, step, model, opt, sched, gen, history)
@@ -235,7 +238,7 @@ def train(images_NCHW: np.ndarray, model_cfg: AEConfig, cfg: TrainConfig, progre
 
         resume2 = saved if saved is not None and saved["phase"] == 2 else None
         history = history + _fit_decoder(model, rademacher, x_all, cfg.finetune_epochs, cfg, gen, phase=2, bar=bar,
-                                         x_eval=x_eval, log=log, state=state, saved=resume2,
+                                         x_eval=x_eval, on_epoch=on_epoch, state=state, saved=resume2,
                                          history_before=history)
     finally:
         bar.close()
@@ -245,8 +248,8 @@ def train(images_NCHW: np.ndarray, model_cfg: AEConfig, cfg: TrainConfig, progre
 
 def _fit_decoder(model: LocalAutoencoder, make_latents, targets: torch.Tensor, epochs: int, cfg: TrainConfig,
                  gen: torch.Generator, phase: int, bar=None, x_eval=None, weights: torch.Tensor | None = None,
-                 log=None, state: TrainState | None = None, saved: dict | None = None,
-                 history_before: list[dict] | None = None) -> list[dict]:
+                 on_epoch: Callable[[dict], None] | None = None, state: TrainState | None = None,
+                 saved: dict | None = None, history_before: list[dict] | None = None) -> list[dict]:
     """Train only the decoder: ``make_latents(idx)`` returns the ±1 latents of batch ``idx``.
 
     With ``saved`` (a :class:`TrainState` blob of this phase) the optimiser, schedule and epoch
@@ -283,8 +286,8 @@ def _fit_decoder(model: LocalAutoencoder, make_latents, targets: torch.Tensor, e
         elif x_eval is None:
             row["psnr"] = float(10 * np.log10(1.0 / max(row["loss"], 1e-12)))
         history.append(row)
-        if log is not None:
-            log(row)
+        if on_epoch is not None:
+            on_epoch(row)
         if bar is not None:
             if "psnr" in row:
                 bar.set_postfix(phase=phase, psnr=f"{row['psnr']:.2f}")

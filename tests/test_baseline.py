@@ -27,7 +27,7 @@ def test_certify_with_heldout_images_records_the_baseline(tmp_path):
     job = CertifyConfig(n_train=8, epochs=3, finetune_epochs=1, draw_finetune_epochs=1, hidden=16, trials=2, rho=4,
                      gammas=(12.0, 30.0), test=str(tmp_path / "held.npz"))
     out = tmp_path / "run"
-    run_certify(job, out, progress=False, log=lambda m: None)
+    run_certify(job, out, progress=False)
     cert = read_certificate(out / "cert.h5")
     b = attr_json(cert, "baseline")
     psnr = _psnr_nearest(held_u8, train_u8)

@@ -150,7 +150,7 @@ def test_every_command_has_quiet_and_out_is_o():
             assert "-o" in names["--out"].opts, path
 
 
-@pytest.mark.parametrize("option", ["--seed", "--limit", "--split", "--gamma", "--batch-size", "--force"])
+@pytest.mark.parametrize("option", ["--seed", "--limit", "--split", "--gamma", "--batch-size", "--force", "--lr"])
 def test_one_meaning_per_option(option):
     """The same option has the same type and checks everywhere it appears (`audit` has its own
     review, tests/test_audit.py)."""
@@ -256,6 +256,6 @@ def test_top_level_help_imports_no_command_module():
     code = ("import sys; from fscert_cli.main import cli; from click.testing import CliRunner; "
             "r = CliRunner().invoke(cli, ['--help']); assert r.exit_code == 0, r.output; "
             "print(sorted(m for m in sys.modules if m == 'torch' or m.startswith('fscert_cli.') and m not in "
-            "('fscert_cli.main', 'fscert_cli.common')))")
+            "('fscert_cli.main', 'fscert_cli.common', 'fscert_cli.log_lines')))")          # plumbing, no command
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout

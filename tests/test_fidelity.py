@@ -220,7 +220,7 @@ def test_certify_no_recon_search_records_unknown(tmp_path):
 
     job = CertifyConfig(n_train=8, epochs=3, finetune_epochs=1, draw_finetune_epochs=1, hidden=16, trials=2, rho=4,
                      near_copies_only=True, recon_search=False)
-    run_certify(job, tmp_path / "run", progress=False, log=lambda m: None)
+    run_certify(job, tmp_path / "run", progress=False)
     cert = read_certificate(tmp_path / "run" / "cert.h5")
     assert "turned off" in attr_json(cert, "recon_verdict")["words"]
     assert all(v is None for v in (attr_json(cert, "recon_memorization_mass") or {"x": None}).values())

@@ -172,7 +172,7 @@ def test_pipeline_stage6_audit_agrees_with_the_certificate(tmp_path):
     job = CertifyConfig(n_train=8, epochs=3, finetune_epochs=1, draw_finetune_epochs=1, hidden=16, trials=2, rho=4,
                      gammas=(10.0, 25.0))
     out = tmp_path / "run"
-    run_certify(job, out, progress=False, log=lambda m: None)
+    run_certify(job, out, progress=False)
     cert = read_certificate(out / "cert.h5")
     aud = json.loads((out / "audit.json").read_text())
     assert json.loads(cert.attrs["geometry"])["how"] == "native" and aud["params"]["dim"] == 784

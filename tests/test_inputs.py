@@ -251,11 +251,12 @@ def test_dicom_folder_without_suffixes_and_pixelless_files_counted(tmp_path):
         shutil.copy(sample(name), d / Path(name).name)              # 6154, 6247, 6278: no suffix, 'DICM' magic
     shutil.copy(sample("rtplan.dcm"), d / "plan.dcm")
     (d / "notes.txt").write_text("x")
-    lines = []
-    ds = load_dataset(d, native=True, log=lines.append)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                                  # warn=False: the notes are only kept
+        ds = load_dataset(d, native=True, warn=False)
     assert ds.names == ["6154", "6247", "6278"]
     assert ds.skipped == {"DICOM without pixel data": 1, "not an image": 1}
-    assert any("skipped 1 files that are not images (notes.txt)" in line for line in lines)
+    assert any("skipped 1 files that are not images (notes.txt)" in line for line in ds.notes)
     for i, name in enumerate(CR):
         assert np.array_equal(ds.images[i, 0], expected_dicom(sample(name)))
 
@@ -265,13 +266,13 @@ def test_dicom_folder_with_different_ranges_uses_one_range(tmp_path, xrays):
     d.mkdir()
     write_dicom(d / "a.dcm", xrays[0], bits=8)                          # 0..255
     write_dicom(d / "b.dcm", xrays[1], bits=8, RescaleIntercept=-100)   # -100..155
-    lines = []
-    x = load_dataset(d, native=True, log=lines.append).images
+    ds = load_dataset(d, native=True, warn=False)
+    x = ds.images
     lo, hi = -100.0, 255.0
     assert np.array_equal(x[0, 0], ((xrays[0] - lo) / (hi - lo)).astype(np.float32))
     assert np.array_equal(x[1, 0], ((xrays[1] - 100.0 - lo) / (hi - lo)).astype(np.float32))
-    assert any("common range -100..255" in line for line in lines)
-    assert np.array_equal(load_dataset(d, native=True, limit=1, log=lines.append).images, x[:1])   # a prefix
+    assert any("common range -100..255" in line for line in ds.notes)
+    assert np.array_equal(load_dataset(d, native=True, limit=1, warn=False).images, x[:1])   # a prefix
 
 
 # --------------------------------------------------------------------------- NIfTI
@@ -324,7 +325,8 @@ def test_class_subfolders_labels_and_skipped_files(tmp_path, xrays):
     assert ds.labels == ["normal"] * 3 + ["pneumonia"] * 3
     assert ds.skipped == {"not an image": 2, "hidden": 1} and ds.bit_depth == 16
     assert np.array_equal(ds.images[:, 0], ref8(np.concatenate([xrays[3:], xrays[:3]])))
-    assert load_dataset(d / "normal", native=True, log=lambda line: None).labels is None
+    assert ds.notes == [str(w.message) for w in caught]                 # the same notices, kept with the set
+    assert load_dataset(d / "normal", native=True, warn=False).labels is None
 
 
 def test_folder_refusals(tmp_path, xrays):

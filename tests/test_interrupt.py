@@ -482,13 +482,13 @@ def test_certify_resume_after_a_kill_mid_write_leaves_no_temporaries(tmp_path, m
     real = fscert.training.finetune_decoder
     monkeypatch.setattr(fscert.training, "finetune_decoder", interrupt)
     with pytest.raises(KeyboardInterrupt):
-        run_certify(job, tmp_path / "run", progress=False, log=lambda m: None)
+        run_certify(job, tmp_path / "run", progress=False)
     monkeypatch.setattr(fscert.training, "finetune_decoder", real)
     partial = tmp_path / "run.partial"
     (partial / ".model_ft.pt.k1ll3d00.tmp").write_bytes(b"half a model")       # what a kill mid-write leaves
     (partial / ".report.k1ll3d00").mkdir()
     (partial / ".report.k1ll3d00" / "index.html").write_text("half a report")
-    run_certify(job, tmp_path / "run", progress=False, log=lambda m: None, resume=True)
+    run_certify(job, tmp_path / "run", progress=False, resume=True)
     assert hidden(tmp_path / "run") == []
 
 
@@ -509,7 +509,7 @@ def test_certify_force_interrupted_while_replacing_never_leaves_a_half_removed_f
     monkeypatch.setattr(fscert.certify.shutil, "rmtree", dying_rmtree)
     job = CertifyConfig(n_train=8, epochs=2, finetune_epochs=1, draw_finetune_epochs=1, hidden=16, trials=2)
     with contextlib.suppress(KeyboardInterrupt):      # replace_tree never removes OUT itself: no interrupt
-        run_certify(job, out, force=True, progress=False, log=lambda m: None)
+        run_certify(job, out, force=True, progress=False)
     now = snapshot(out)
     assert now == old or {"cert.h5", "summary.json", "report/index.html"} <= set(now), sorted(now)
 

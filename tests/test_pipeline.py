@@ -1,5 +1,6 @@
 """`fscert certify`: the whole job on tiny settings, its outputs and their agreement."""
 import json
+import logging
 
 import numpy as np
 import pytest
@@ -70,14 +71,14 @@ def test_existing_folder_refused_and_failure_leaves_nothing(run, tmp_path):
     assert not bad.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".bad_run")]
 
 
-def test_interrupted_run_keeps_finished_stages_and_resumes_identically(tmp_path, monkeypatch):
+def test_interrupted_run_keeps_finished_stages_and_resumes_identically(tmp_path, monkeypatch, caplog):
     """Ctrl-C during fine-tuning leaves no OUT, only OUT.partial with stages 1–3; --resume reuses
     them and writes the same certificate, byte for byte, as an uninterrupted run."""
     import fscert.training
     from fscert.certify import CertifyConfig, run_certify
 
     job = CertifyConfig(n_train=8, epochs=2, finetune_epochs=1, draw_finetune_epochs=1, hidden=16, trials=2)
-    whole = run_certify(job, tmp_path / "whole", progress=False, log=lambda m: None)
+    whole = run_certify(job, tmp_path / "whole", progress=False)
 
     real = fscert.training.finetune_decoder
 
@@ -86,17 +87,20 @@ def test_interrupted_run_keeps_finished_stages_and_resumes_identically(tmp_path,
 
     monkeypatch.setattr(fscert.training, "finetune_decoder", interrupt)
     with pytest.raises(KeyboardInterrupt):
-        run_certify(job, tmp_path / "run", progress=False, log=lambda m: None)
+        run_certify(job, tmp_path / "run", progress=False)
     partial = tmp_path / "run.partial"
     assert not (tmp_path / "run").exists()
     assert sorted(p.name for p in partial.iterdir()) == ["empirical.h5", "job.json", "latents.h5", "model.history.json",
                                                           "model.history.png", "model.pt"]
 
     monkeypatch.setattr(fscert.training, "finetune_decoder", real)
-    lines: list[str] = []
-    res = run_certify(job, tmp_path / "run", progress=False, log=lines.append, resume=True)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="fscert"):
+        res = run_certify(job, tmp_path / "run", progress=False, resume=True)
+    lines = [r.getMessage() for r in caplog.records if r.name == "fscert.certify" and r.levelno == logging.INFO]
     assert not partial.exists() and lines[0] == f"resuming from {partial}"
-    assert sum("done before" in ln for ln in lines) == 3
+    assert sum("done before" in ln for ln in lines) == 3                     # the stage lines are INFO records
+    assert [ln[:5] for ln in lines if ln.startswith("[")] == [f"[{i}/7]" for i in range(1, 8)]
     for name in ("cert.h5", "model_ft.pt", "empirical.h5", "latents.h5", "audit.json"):
         assert (res.out / name).read_bytes() == (whole.out / name).read_bytes(), name
     assert not (res.out / "job.json").exists()
@@ -114,7 +118,7 @@ def test_failure_removes_the_partial_folder(tmp_path, monkeypatch):
     monkeypatch.setattr(fscert.training, "finetune_decoder", fail)
     job = CertifyConfig(n_train=8, epochs=2, finetune_epochs=1, draw_finetune_epochs=1, hidden=16, trials=1)
     with pytest.raises(FscertError):
-        run_certify(job, tmp_path / "run", progress=False, log=lambda m: None)
+        run_certify(job, tmp_path / "run", progress=False)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -123,5 +127,5 @@ def test_decoder_only_training_runs(tmp_path):
     from fscert.certify import CertifyConfig, run_certify
 
     job = CertifyConfig(n_train=8, epochs=0, finetune_epochs=1, draw_finetune_epochs=1, hidden=16, trials=1)
-    res = run_certify(job, tmp_path / "run", progress=False, log=lambda m: None)
+    res = run_certify(job, tmp_path / "run", progress=False)
     assert (res.out / "cert.h5").exists() and sorted(p.name for p in tmp_path.iterdir()) == ["run"]

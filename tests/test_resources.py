@@ -4,6 +4,7 @@ its estimate and refuses above --max-memory with one line."""
 from __future__ import annotations
 
 import json
+import logging
 import math
 from dataclasses import fields
 
@@ -57,13 +58,16 @@ def unit_costs(monkeypatch):
 # ----------------------------------------------------------------------------- the plan
 
 
-def test_plan_line_and_refusal():
+def test_plan_line_and_refusal(caplog):
     plan = Plan().add(Step("list 10 latents", 3 * 2**20, 0.2)).add(Step("decode 10 images", 5 * 2**30, 400.0))
     assert plan.bytes == 3 * 2**20 + 5 * 2**30 and plan.time_s == pytest.approx(400.2)
-    lines = []
-    plan.check(max_memory=6 * 2**30, log=lines.append)
-    assert lines == ["estimate: list 10 latents, decode 10 images: about 5.00 GiB and 6.7 min "
-                     f"(time from per-unit costs measured on {reference_costs().machine})"]
+    with caplog.at_level(logging.DEBUG, logger="fscert"):
+        plan.check(max_memory=6 * 2**30)
+    # the estimate is one INFO record of fscert.resources, its parts one DEBUG record
+    assert [(r.name, r.levelno, r.getMessage()) for r in caplog.records] == [
+        ("fscert.resources", logging.INFO, "estimate: list 10 latents, decode 10 images: about 5.00 GiB and 6.7 min "
+                                           f"(time from per-unit costs measured on {reference_costs().machine})"),
+        ("fscert.resources", logging.DEBUG, "  list 10 latents: 3.0 MiB; decode 10 images: 5.00 GiB; limit 6.00 GiB")]
     with pytest.raises(FscertError) as e:
         plan.check(max_memory=5 * 2**30)
     msg = str(e.value)
@@ -345,6 +349,24 @@ def test_estimate_is_printed_on_stderr_and_work_proceeds(with_empirical, name, t
     r = CliRunner().invoke(cli, args)
     assert r.exit_code == 0, r.output
     assert "estimate:" in r.stderr and "estimate:" not in r.stdout
+
+
+def test_quiet_hides_and_debug_adds_log_lines(with_empirical, tmp_path):
+    """The library logs its estimate at INFO and the parts at DEBUG; the CLI shows INFO lines by
+    default, nothing with a command's --quiet, DEBUG lines too with the group's --debug; and it
+    leaves the fscert logger as it found it (no handler, level and propagation restored)."""
+    d = with_empirical
+    enc = ["encode", str(d / "m.pt"), "mnist", "--limit", "8", "--force", "--out", str(tmp_path / "o.h5")]
+    plain, quiet, debug = (CliRunner().invoke(cli, args) for args in (enc, [*enc, "--quiet"], ["--debug", *enc]))
+    assert plain.exit_code == quiet.exit_code == debug.exit_code == 0, plain.output + quiet.output + debug.output
+    detail = [ln for ln in debug.stderr.splitlines() if ln.startswith("  encode 8 images: ") and "; limit " in ln]
+    assert [ln for ln in plain.stderr.splitlines() if ln.startswith("estimate: encode 8 images")]
+    assert not any(ln.startswith("  encode 8 images: ") for ln in plain.stderr.splitlines()), plain.stderr
+    assert quiet.stderr == "" and quiet.stdout == plain.stdout
+    assert len(detail) == 1 and "estimate: encode 8 images" in debug.stderr, debug.stderr
+    log = logging.getLogger("fscert")
+    assert [type(h).__name__ for h in log.handlers] == ["NullHandler"] and log.level == logging.NOTSET
+    assert log.propagate
 
 
 def test_audit_plan_counts_the_inputs_it_holds():

@@ -3,8 +3,8 @@ to exactly the weights and history of an uninterrupted run."""
 from __future__ import annotations
 
 import json
+import logging
 
-import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
@@ -54,11 +54,11 @@ def test_interrupted_training_resumes_to_identical_weights(x, reference, tmp_pat
             raise Stop
 
     with pytest.raises(Stop):
-        train(x, MCFG, TCFG, progress=False, log=stop, state=TrainState(tmp_path / "s.pt", key, every_seconds=0))
+        train(x, MCFG, TCFG, progress=False, on_epoch=stop, state=TrainState(tmp_path / "s.pt", key, every_seconds=0))
     saved = TrainState(tmp_path / "s.pt", key).load()
     assert (saved is None) == (at == (1, 1))
     rows: list[dict] = []
-    resumed = train(x, MCFG, TCFG, progress=False, log=rows.append,
+    resumed = train(x, MCFG, TCFG, progress=False, on_epoch=rows.append,
                     state=TrainState(tmp_path / "s.pt", key, every_seconds=0))
     _same(resumed, reference)
     assert len(rows) == TCFG.epochs + TCFG.finetune_epochs - (len(json.loads(saved["history"])) if saved else 0)
@@ -98,7 +98,7 @@ def test_cli_train_resume_gives_the_same_model_file(tmp_path, monkeypatch):
 
     def interrupted(*a, **k):               # Ctrl-C during phase 2, with a checkpoint every epoch
         k["state"].every = 0
-        k["log"] = lambda row: (_ for _ in ()).throw(KeyboardInterrupt) if row["phase"] == 2 else None
+        k["on_epoch"] = lambda row: (_ for _ in ()).throw(KeyboardInterrupt) if row["phase"] == 2 else None
         return real(*a, **k)
 
     monkeypatch.setattr(fscert.train, "train", interrupted)
@@ -182,7 +182,7 @@ def test_certify_job_key_changes_with_every_option_but_the_memory_limit():
 
 
 @pytest.mark.parametrize("same", [True, False], ids=["same-options", "other-options"])
-def test_certify_resume_reuses_the_partial_folder_only_under_the_same_key(tmp_path, monkeypatch, same):
+def test_certify_resume_reuses_the_partial_folder_only_under_the_same_key(tmp_path, monkeypatch, caplog, same):
     """run_certify(resume=True) keeps OUT.partial (and its finished stages) when its job.json holds
     this run's key, and starts again from an empty folder otherwise (here: another --trials). The
     stages are replaced by a Ctrl-C, so nothing is trained."""
@@ -208,11 +208,13 @@ def test_certify_resume_reuses_the_partial_folder_only_under_the_same_key(tmp_pa
         raise KeyboardInterrupt
 
     monkeypatch.setattr(fscert.certify, "_stages", stages)
-    lines: list[str] = []
-    with pytest.raises(KeyboardInterrupt):
-        run_certify(job, tmp_path / "run", progress=False, log=lines.append, resume=True)
+    with caplog.at_level(logging.INFO, logger="fscert"), pytest.raises(KeyboardInterrupt):
+        run_certify(job, tmp_path / "run", progress=False, resume=True)
+    first = next(r for r in caplog.records if r.name == "fscert.certify")
     if same:
-        assert lines[0] == f"resuming from {work}" and seen == [["job.json", "model.pt"]]
+        assert (first.levelno, first.getMessage()) == (logging.INFO, f"resuming from {work}")
+        assert seen == [["job.json", "model.pt"]]
     else:
-        assert lines[0].startswith(f"no run to resume in {work}") and seen == [["job.json"]]
+        assert first.levelno == logging.WARNING and first.getMessage().startswith(f"no run to resume in {work}")
+        assert seen == [["job.json"]]
     assert (work / "job.json").read_text() == job_key(job, sha)

@@ -187,7 +187,8 @@ def count_prefixes(tables: Tables, cell: int, states_NW: np.ndarray, limbs_NL: n
     allocating (internal :class:`_DoesNotFit`) so that the caller retries smaller chunks:
     it does so when the layer to split would take more than ``NEST_FRACTION`` of its room.
     ``held``: bytes the caller keeps alive meanwhile, including the given arrays (default:
-    their size). ``bar``/``depth``: progress display (tqdm) and nesting depth.
+    their size). ``bar``/``depth``: progress display (:class:`fscert.progress.Progress`) and
+    nesting depth.
     """
     limit = memory_limit(max_memory)
     held = _layer_bytes(states_NW, limbs_NL, mass_N) if held is None else held

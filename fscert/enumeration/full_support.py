@@ -12,12 +12,12 @@ sum to 1 (up to rounding).
 from __future__ import annotations
 
 import numpy as np
-from tqdm import tqdm
 
 from ..errors import FscertError
 from ..latents import validate_latents
 from ..patch_bank import build_bank
 from ..patches import index_to_token
+from ..progress import Progress
 from ..sampling import check_q, conditional_from_words
 
 MAX_FULL_SUPPORT_BITS = 24
@@ -58,7 +58,7 @@ def full_support(source_latents: np.ndarray, rho: int, q: float, counts: np.ndar
     bank = build_bank(z, rho, counts, translation_invariant, full_context)
     L = h * w
     prob = np.ones(1, np.float64)
-    for i in tqdm(range(L), desc="full support", unit="cell", disable=not progress, leave=False):
+    for i in Progress(range(L), desc="full support", unit="cell", show=progress, leave=False):
         idx = bank.ctx_index[i]                       # flat positions (channel·L + cell) of the context
         d = len(idx)
         n_pre = len(prob)                             # 2^(M·i) prefixes; prefix p's bits = tokens of cells < i

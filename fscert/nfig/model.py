@@ -7,7 +7,6 @@ model files are untrusted, so no pickled code is ever executed.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
@@ -18,6 +17,7 @@ from ..checkpoint import load_checkpoint, load_weights, save_checkpoint
 from ..errors import FscertError
 from ..fileio import atomic_path
 from ..image_grid import write_png_grid
+from ..progress import Progress
 from .config import NFIGConfig
 from .frvae import FRVAE
 from .transformer import NextFrequencyTransformer
@@ -71,15 +71,13 @@ def sample_nfig(model: NFIG, n: int, seed: int = 0, cfg: float = 1.5, top_k: int
     the final classifier-free guidance strength (ramped across scales); ``top_k = 0`` and
     ``top_p ∈ {0, 1}`` switch those filters off. Same seed (and n, batch_size) → same images.
     """
-    from tqdm import tqdm
-
     labels = _check_sampling(model, n, cfg, top_k, top_p, classes)
     was = model.training
     model.eval()
     gen = torch.Generator().manual_seed(int(seed))
     out = []
     try:
-        for s in tqdm(range(0, n, batch_size), desc="nfig sample", disable=not progress, unit="batch"):
+        for s in Progress(range(0, n, batch_size), desc="nfig sample", show=progress, unit="batch"):
             label_B = labels[s:s + batch_size]
             f_hat = model.gpt.generate(model.vae.quantize, label_B, cfg=cfg, top_k=top_k, top_p=top_p,
                                        generator=gen)

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 
 from ..errors import FscertError
 from ..metrics.nearest import psnr_from_sqdist
+from ..progress import Progress
 from .config import NFIGConfig
 from .model import NFIG
 
@@ -61,14 +62,12 @@ def _batches(n: int, bs: int, gen: torch.Generator):
 
 def train_vae(model: NFIG, x_NCHW: torch.Tensor, gen: torch.Generator, progress: bool = False) -> dict[str, Any]:
     """Stage 1: FR-VAE on ‖x − x̂‖² + VQ loss; dead codes are re-seeded after every epoch but the last."""
-    from tqdm import tqdm
-
     cfg, vae = model.cfg, model.vae
     vae.train()
     opt = torch.optim.AdamW(vae.parameters(), lr=cfg.vae_lr, betas=(0.9, 0.95), weight_decay=0.0)
     steps_per_epoch = math.ceil(len(x_NCHW) / cfg.vae_batch)
     total, step, last = cfg.vae_epochs * steps_per_epoch, 0, {}
-    bar = tqdm(total=total, desc="nfig stage 1/2: FR-VAE", disable=not progress, unit="step")
+    bar = Progress(total=total, desc="nfig stage 1/2: FR-VAE", show=progress, unit="step")
     for ep in range(cfg.vae_epochs):
         for idx in _batches(len(x_NCHW), cfg.vae_batch, gen):
             _cosine_lr(opt, cfg.vae_lr, step, total, warmup=min(100, total // 10 + 1))
@@ -106,8 +105,6 @@ def tokenize(model: NFIG, x_NCHW: torch.Tensor, bs: int = 250) -> tuple[torch.Te
 def train_gpt(model: NFIG, idx_NL: torch.Tensor, inp_NLC: torch.Tensor, labels_N: torch.Tensor,
               gen: torch.Generator, progress: bool = False) -> dict[str, Any]:
     """Stage 2: next-frequency transformer, cross-entropy over every token of every scale (Eq. 11)."""
-    from tqdm import tqdm
-
     cfg, gpt = model.cfg, model.gpt
     gpt.train()
     decay = [p for n, p in gpt.named_parameters() if p.ndim >= 2 and "pos" not in n and "emb" not in n]
@@ -116,7 +113,7 @@ def train_gpt(model: NFIG, idx_NL: torch.Tensor, inp_NLC: torch.Tensor, labels_N
                             lr=cfg.gpt_lr, betas=(0.9, 0.95))
     steps_per_epoch = math.ceil(len(idx_NL) / cfg.gpt_batch)
     total, step, last = cfg.gpt_epochs * steps_per_epoch, 0, float("nan")
-    bar = tqdm(total=total, desc="nfig stage 2/2: transformer", disable=not progress, unit="step")
+    bar = Progress(total=total, desc="nfig stage 2/2: transformer", show=progress, unit="step")
     for ep in range(cfg.gpt_epochs):
         for b in _batches(len(idx_NL), cfg.gpt_batch, gen):
             _cosine_lr(opt, cfg.gpt_lr, step, total, warmup=min(200, total // 10 + 1))

@@ -114,7 +114,7 @@ def measure_training() -> tuple[np.ndarray, np.ndarray, list[str]]:
         cfg = AEConfig(latent_size=size, latent_channels=ch, hidden=hidden)
         stamps: list[tuple[int, int, float]] = []
         train(x, cfg, TrainConfig(epochs=5, finetune_epochs=5, batch_size=batch, eval_points=1), progress=False,
-              log=lambda row: stamps.append((row["phase"], row["epoch"], time.process_time())))
+              on_epoch=lambda row: stamps.append((row["phase"], row["epoch"], time.process_time())))
         w = model_work(LocalAutoencoder(cfg))
         steps = -(-n // batch)
         for phase, work, params in ((1, w.encoder + w.decoder, w.encoder_params + w.decoder_params),
