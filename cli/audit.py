@@ -6,6 +6,7 @@ import click
 
 from fscert.audit import DEFAULT_GAMMAS, AuditConfig, report_json, summary_lines
 from fscert.audit_files import AuditFiles, audit_files
+from fscert.cluster import client_for
 from fscert.data import SPLITS
 from fscert.resources import gib_to_bytes
 
@@ -52,11 +53,16 @@ ORDER_HELP = ("a file holding many images, in its stored order, or a folder of i
 @click.option("--test-limit", type=IntRange(min=1), default=AuditFiles.test_limit, metavar="N",
               help="Use only the first N held-out images.")
 @max_memory_option("the nearest-neighbour search")
+@click.option("--scheduler", metavar="ADDRESS", default=None,
+              help="Run the nearest-neighbour searches on a running Dask cluster (e.g. tcp://host:8786); "
+                   "the results are identical to a single process.")
+@click.option("--workers", type=IntRange(min=1), default=None, metavar="N",
+              help="Start a local Dask cluster of N worker processes (one thread each) for the searches.")
 @quiet_option()
 @force_option()
 def audit(train_spec, gen_spec, gammas, json_out, csv_out, html_out, title, split, generated_split, train_features,
           generated_features, test_spec, test_split, test_features, ct_cells, ct_holdout, limit, generated_limit,
-          test_limit, max_memory, quiet, force):
+          test_limit, max_memory, scheduler, workers, quiet, force):
     """Audit generated images for memorization of the training set (FS-LAR §5.1).
 
     Opens with a verdict per γ in words: how many generated images are near-copies of a training
@@ -73,9 +79,11 @@ def audit(train_spec, gen_spec, gammas, json_out, csv_out, html_out, title, spli
                        test_split=test_split, train_features=train_features, generated_features=generated_features,
                        test_features=test_features, limit=limit, generated_limit=generated_limit,
                        test_limit=test_limit)
-    result, outs = audit_files(files, AuditConfig(ct_cells=ct_cells, ct_holdout=ct_holdout), gammas,
-                               json_path=None if json_to_stdout(json_out) else json_out, csv_path=csv_out,
-                               html_dir=html_out, title=title, force=force, max_memory=gib_to_bytes(max_memory))
+    with client_for(scheduler, workers) as client:
+        result, outs = audit_files(files, AuditConfig(ct_cells=ct_cells, ct_holdout=ct_holdout), gammas,
+                                   json_path=None if json_to_stdout(json_out) else json_out, csv_path=csv_out,
+                                   html_dir=html_out, title=title, force=force, max_memory=gib_to_bytes(max_memory),
+                                   client=client)
     if json_out:
         write_json(json_out, report_json(result, per_image=True))
     for line in summary_lines(result):

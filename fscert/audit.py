@@ -211,10 +211,22 @@ def psnr_histogram(gen_psnr: np.ndarray, test_psnr: np.ndarray | None) -> dict:
                           "held_out": int(np.isinf(sets[1]).sum()) if len(sets) > 1 else None}}
 
 
-def _set_stats(rows: np.ndarray, t_rows: np.ndarray, gs: list[float], cfg: AuditConfig) -> tuple[dict, dict]:
-    """Every per-set statistic of ``rows`` against the training rows, and its per-image arrays."""
+def _set_stats(rows: np.ndarray, t_rows: np.ndarray, gs: list[float], cfg: AuditConfig,
+               client=None) -> tuple[dict, dict]:
+    """Every per-set statistic of ``rows`` against the training rows, and its per-image arrays.
+    With a Dask ``client`` the two searches against the training set run sharded on its workers
+    (:func:`fscert.metrics.sharded.nearest_sharded`: the same result, bit for bit)."""
     n = rows.shape[0]
-    nn = nearest(rows, t_rows, batch=cfg.batch, chunk=cfg.chunk)
+    search = None
+    if client is None:
+        nn = nearest(rows, t_rows, batch=cfg.batch, chunk=cfg.chunk)
+    else:
+        from .metrics.sharded import nearest_sharded       # imports dask: only with a cluster
+
+        nn = nearest_sharded(rows, t_rows, client, batch=cfg.batch, chunk=cfg.chunk)
+
+        def search(query, ref, exclude):
+            return nearest_sharded(query, ref, client, batch=cfg.batch, exclude=exclude)
     psnr = nn.psnr_N
     per: dict = {"index": np.arange(n), "nearest_train": nn.idx_N, "psnr": psnr}
     uir, mg_r, ms_r, counts = {}, {}, {}, {}
@@ -229,7 +241,7 @@ def _set_stats(rows: np.ndarray, t_rows: np.ndarray, gs: list[float], cfg: Audit
         per[f"near_copy_{k}"] = ~np.asarray(pas, bool)          # 1 = a near-copy (PSNR ≥ γ): the readable flag
     stats = {"n": n, "uir": uir, "m_uir": mg_r, "m_uir_strict": ms_r, "counts": counts, "psnr": psnr_summary(psnr)}
     if t_rows.shape[0] >= 2:
-        auth = authenticity(t_rows, rows, gen_nearest=nn, batch=cfg.batch)
+        auth = authenticity(t_rows, rows, gen_nearest=nn, batch=cfg.batch, search=search)
         per["authentic"] = auth.authentic_N
         per["nn_ratio"] = ratio_mod.nn_ratio(nn)
         stats["authpct"] = auth.authpct
@@ -242,7 +254,8 @@ def _set_stats(rows: np.ndarray, t_rows: np.ndarray, gs: list[float], cfg: Audit
 
 
 def audit(train_NCHW, gen_NCHW, gammas=DEFAULT_GAMMAS, features=None, test_NCHW=None,
-          test_features=None, config: AuditConfig | None = None, max_memory: int | None = None) -> dict:
+          test_features=None, config: AuditConfig | None = None, max_memory: int | None = None,
+          client=None) -> dict:
     """Audit ``gen_NCHW`` against ``train_NCHW`` (float32 in [0, 1], or any rows).
 
     Each image argument is an array or a :class:`fscert.data.Dataset` (names and order kept).
@@ -294,8 +307,8 @@ def audit(train_NCHW, gen_NCHW, gammas=DEFAULT_GAMMAS, features=None, test_NCHW=
     held = [train, gen] + ([test] if test is not None else []) + ([t_rows, g_rows] if features is not None else [])
     plan_audit(g_rows.shape[0], t_rows.shape[0], int(np.prod(t_rows.shape[1:])), len(gs), held,
                n_test=0 if p_rows is None else p_rows.shape[0]).check(max_memory)
-    gstats, per_image = _set_stats(g_rows, t_rows, gs, cfg)
-    bstats, base_per = _set_stats(p_rows, t_rows, gs, cfg) if p_rows is not None else (None, None)
+    gstats, per_image = _set_stats(g_rows, t_rows, gs, cfg, client)
+    bstats, base_per = _set_stats(p_rows, t_rows, gs, cfg, client) if p_rows is not None else (None, None)
     ct = _peer_ct(t_rows, p_rows, g_rows, cfg)
 
     params = {

@@ -99,7 +99,7 @@ def _read(spec: str, limit: int | None, split: str | None, split_option: str) ->
 def audit_files(files: AuditFiles, config: AuditConfig | None = None, gammas=DEFAULT_GAMMAS, *,
                 json_path: str | None = None, csv_path: str | None = None, html_dir: str | None = None,
                 title: str | None = None, force: bool = False,
-                max_memory: int | None = None) -> tuple[dict, list[str]]:
+                max_memory: int | None = None, client=None) -> tuple[dict, list[str]]:
     """Audit ``files`` and write the CSV (``csv_path``) and the HTML report (``html_dir``).
 
     ``json_path`` is only checked here (the caller writes :func:`fscert.audit.report_json` of the
@@ -123,7 +123,7 @@ def audit_files(files: AuditFiles, config: AuditConfig | None = None, gammas=DEF
     tfeat = load_features(files.test_features, files.test_limit, "test")
     cfg = replace(config or AuditConfig(), extra=files.provenance())
     result = audit(train, gen, gammas, features=feats, test_NCHW=test, test_features=tfeat, config=cfg,
-                   max_memory=max_memory)
+                   max_memory=max_memory, client=client)
     if csv_path:
         with atomic_path(csv_path) as tmp:
             write_csv(tmp, result, "generated")

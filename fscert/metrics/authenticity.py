@@ -27,19 +27,23 @@ class Authenticity:
     #: distance to that sample's own nearest other training sample
 
 
-def authenticity(train, gen, gen_nearest: Nearest | None = None, batch: int = GEN_BATCH) -> Authenticity:
+def authenticity(train, gen, gen_nearest: Nearest | None = None, batch: int = GEN_BATCH,
+                 search=None) -> Authenticity:
     """AuthPct of ``gen`` with respect to ``train`` (needs at least two training rows).
 
     ``gen_nearest`` may pass an already computed :func:`nearest` (gen → train) result.
     Only the training samples that are some generated sample's nearest neighbour need
     their own nearest-other distance, so the cost is at most that of the gen → train search.
+    ``search(query, ref, exclude)``: the train → train search to use (default :func:`nearest`;
+    :func:`fscert.metrics.sharded.nearest_sharded` on a cluster gives the same result).
     """
     tr = as_rows(train)
     if tr.n < 2:
         raise ValueError("authenticity needs at least two training samples")
     nn = gen_nearest if gen_nearest is not None else nearest(gen, tr, batch=batch)
     used, inv = np.unique(nn.idx_N, return_inverse=True)
-    own = nearest(tr.t_ND[torch.from_numpy(used)], tr, exclude=used, batch=batch)
+    query = tr.t_ND[torch.from_numpy(used)]
+    own = nearest(query, tr, exclude=used, batch=batch) if search is None else search(query, tr.t_ND, used)
     r_N = own.sqdist_N[inv]
     authentic = r_N < nn.sqdist_N
     pct = 100.0 * float(authentic.mean()) if authentic.size else float("nan")
