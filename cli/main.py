@@ -71,6 +71,16 @@ class LazyGroup(FscertGroup):
             self._load(module)
         return self.commands
 
+    def leaf_commands(self) -> list[tuple[str, click.Command]]:
+        """(path, command) of every leaf command, sorted, e.g. ("nfig sample", <Command>)."""
+        out: list[tuple[str, click.Command]] = []
+        for name, cmd in sorted(self.load_all().items()):
+            if isinstance(cmd, click.Group):
+                out += [(f"{name} {sub}", c) for sub, c in sorted(cmd.commands.items())]
+            else:
+                out.append((name, cmd))
+        return out
+
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         limit = formatter.width - 6 - max(len(n) for n in SHORT_HELP)
         rows = [(n, click.utils.make_default_short_help(SHORT_HELP[n], limit)) for n in self.list_commands(ctx)]

@@ -98,13 +98,7 @@ CLI_ONLY: dict[tuple[str, str], str] = {
 
 
 def leaf_commands() -> list[tuple[str, click.Command]]:
-    out = []
-    for name, cmd in sorted(cli.load_all().items()):
-        if isinstance(cmd, click.Group):
-            out += [(f"{name} {sub}", c) for sub, c in sorted(cmd.commands.items())]
-        else:
-            out.append((name, cmd))
-    return out
+    return cli.leaf_commands()
 
 
 def cli_params() -> dict[tuple[str, str], click.Parameter]:
