@@ -12,18 +12,21 @@ forward mass × S, which is exactly the raw mass of the complete paths through i
 certified interval of the near-copy mass then loses only what was dropped, not every
 prefix that was going to die in a dead end anyway (at ρ = 1 that is > 99 % of the mass).
 
-Algorithm, in bounded memory:
+Algorithm, in bounded memory and one pass over the edges each way (no edge is ever stored):
 
-1. **Forward**: layer by layer, the distinct frontier states after each cell. A layer is
-   expanded in chunks of parents (at most ``chunk_edges`` candidate edges each); every chunk's
-   children are merged, and the union of the chunks is sorted lexicographically.
-2. **Backward**: from the last layer (S = 1) down, each layer is expanded again chunk by
-   chunk, every child is found in the next layer's sorted states by binary search, and
-   S(parent) = Σ cond × S(child). No edge is kept between the passes.
+1. **Forward**: layer by layer, the distinct frontier states after each cell. One compiled
+   kernel (:func:`_insert_children`) walks the parents in chunks of at most ``chunk_edges``
+   candidate edges and interns every child into one open-addressing hash set (the counting
+   step's, :func:`fscert.enumeration.kernels.intern_row`) that grows with the layer's
+   *distinct* states (a power of two ≥ 2× them plus one chunk), never with its edges. The
+   layer is then sorted lexicographically.
+2. **Backward**: from the last layer (S = 1) down, the next layer's states are put in a hash
+   set again and one kernel (:func:`_survival_of_parents`) walks every parent's transitions,
+   finds each child by hashing, and sums S(parent) = Σ cond × S(child) in transition order.
 
 Each layer's sorted states and S are written to a temporary directory and read back through
-memory maps, so resident memory is about two layers plus one chunk, whatever the number of
-cells (the 1,000-image ρ = 1 graph's edges alone exceed the machine's memory). The
+memory maps, so resident memory is about two layers and their hash set, whatever the number
+of cells (the 1,000-image ρ = 1 graph's ~10^9 edges per cell are never materialised). The
 directory is removed when the table is garbage-collected or :meth:`Survival.close` is called.
 :class:`SurvivalTooLarge` is raised before a layer that would not fit in ``max_memory``.
 
@@ -41,14 +44,15 @@ from pathlib import Path
 import numba
 import numpy as np
 
-from .enumeration.kernels import _contexts, find_row
+from .enumeration.kernels import _contexts, _table_slots, find_row, hash_words, intern_row
 from .enumeration.tables import Tables
 from .errors import FscertError
 from .progress import Progress
 from .resources import memory_limit, size_str
-from .search import Layout, _expand, _merge, make_layout
+from .search import Layout, make_layout
 
-#: candidate edges expanded at once (each costs about 8·(words + 2) bytes)
+#: candidate edges walked between two checks of the hash set's room (the set always has room
+#: for one more chunk of new states)
 CHUNK_EDGES = 4_000_000
 
 
@@ -56,12 +60,91 @@ class SurvivalTooLarge(FscertError):
     """A layer of the survival table does not fit in memory."""
 
 
-def _degrees(states, pre_slots, ctx_keys, ctx_ptr, per_word, m) -> np.ndarray:
-    """Number of transitions of each state at one cell."""
-    ctx_N = _contexts(states, pre_slots, ctx_keys, per_word, m).astype(np.int64)
-    ok = ctx_N >= 0
-    c = np.maximum(ctx_N, 0)
-    return np.where(ok, ctx_ptr[c + 1] - ctx_ptr[c], 0)
+@numba.njit(cache=True)
+def _rehash(table, rows, n_rows):
+    """Put rows 0..n_rows−1 (distinct) into the empty hash set ``table`` (ids = row numbers)."""
+    mask = table.shape[0] - 1
+    for r in range(n_rows):
+        slot = np.int64(hash_words(rows[r]) & np.uint64(mask))
+        while table[slot] >= 0:
+            slot = (slot + 1) & mask
+        table[slot] = r
+
+
+@numba.njit(cache=True, inline="always")
+def _lookup(table, rows, row):
+    """Id of ``row`` in the hash set (:func:`_rehash`), or −1."""
+    mask = table.shape[0] - 1
+    nw = row.shape[0]
+    slot = np.int64(hash_words(row) & np.uint64(mask))
+    while True:
+        cid = table[slot]
+        if cid < 0:
+            return -1
+        same = True
+        for w in range(nw):
+            if rows[cid, w] != row[w]:
+                same = False
+                break
+        if same:
+            return cid
+        slot = (slot + 1) & mask
+
+
+@numba.njit(cache=True, inline="always")
+def _child(states, s, e, tok, cword, cshift, clear, keep, child):
+    """Write into ``child`` the state after placing token ``tok[e]`` on state ``s`` (masked)."""
+    for w in range(child.shape[0]):
+        child[w] = states[s, w]
+    child[cword] = (child[cword] & clear) | (tok[e] << cshift)
+    for w in range(child.shape[0]):
+        child[w] &= keep[w]
+
+
+@numba.njit(cache=True)
+def _insert_children(states, ctx_N, lo, hi, ctx_ptr, tok, cell_slot, keep, per_word, m, table, rows, n_rows):
+    """Intern the children of parents lo..hi−1 into the hash set; returns the new number of rows.
+
+    The caller guarantees room: ``rows`` has n_rows + (the chunk's edges) rows and the set at
+    least twice as many slots."""
+    tokmask = (np.uint64(1) << np.uint64(m)) - np.uint64(1)
+    cword = cell_slot // per_word
+    cshift = (np.uint64(cell_slot) % np.uint64(per_word)) * np.uint64(m)
+    clear = ~(tokmask << cshift)
+    child = np.empty(states.shape[1], np.uint64)
+    for s in range(lo, hi):
+        c = ctx_N[s]
+        if c < 0:
+            continue
+        for e in range(ctx_ptr[c], ctx_ptr[c + 1]):
+            _child(states, s, e, tok, cword, cshift, clear, keep, child)
+            _, new = intern_row(table, rows, n_rows, child)
+            if new:
+                n_rows += 1
+    return n_rows
+
+
+@numba.njit(cache=True)
+def _survival_of_parents(states, ctx_N, ctx_ptr, tok, cond, cell_slot, keep, per_word, m, table, nxt, s_next, out):
+    """S(parent) = Σ over its transitions (tokens ascending) of cond × S(child), the child found
+    in the next layer through its hash set. Returns False when a child is missing (never)."""
+    tokmask = (np.uint64(1) << np.uint64(m)) - np.uint64(1)
+    cword = cell_slot // per_word
+    cshift = (np.uint64(cell_slot) % np.uint64(per_word)) * np.uint64(m)
+    clear = ~(tokmask << cshift)
+    child = np.empty(states.shape[1], np.uint64)
+    for s in range(states.shape[0]):
+        c = ctx_N[s]
+        acc = 0.0
+        if c >= 0:
+            for e in range(ctx_ptr[c], ctx_ptr[c + 1]):
+                _child(states, s, e, tok, cword, cshift, clear, keep, child)
+                idx = _lookup(table, nxt, child)
+                if idx < 0:
+                    return False
+                acc += cond[e] * s_next[idx]
+        out[s] = acc
+    return True
 
 
 @numba.njit(cache=True)
@@ -97,18 +180,13 @@ def _project(states, first, last, fs, f0, per_word, m, keep0, nw0):
     return out
 
 
-def sort_unique(rows_NW: np.ndarray) -> np.ndarray:
+def sort_rows(rows_NW: np.ndarray) -> np.ndarray:
     """Distinct rows in lexicographic order (word 0 first), as
-    :func:`fscert.enumeration.kernels.find_row` searches them."""
-    if len(rows_NW) == 0:
-        return rows_NW
+    :func:`fscert.enumeration.kernels.find_row` searches them (no duplicate check: np.unique's
+    hashing costs ~7× the sort)."""
     if rows_NW.shape[1] == 1:
-        return np.unique(rows_NW[:, 0])[:, None]
-    order = np.lexsort(rows_NW.T[::-1])
-    rows_NW = rows_NW[order]
-    new = np.ones(len(rows_NW), bool)
-    new[1:] = (rows_NW[1:] != rows_NW[:-1]).any(axis=1)
-    return rows_NW[new]
+        return np.sort(rows_NW[:, 0])[:, None]
+    return rows_NW[np.lexsort(rows_NW.T[::-1])]
 
 
 def _chunks(deg_N: np.ndarray, max_edges: int) -> list[tuple[int, int]]:
@@ -132,6 +210,7 @@ class Survival:
 
     def __init__(self, tables: Tables, max_memory: int | None = None, chunk_edges: int = CHUNK_EDGES,
                  workdir: str | Path | None = None, progress: bool = False):
+        self.tables = tables
         self.layout0: Layout = make_layout(tables, 0)
         self._dir = Path(tempfile.mkdtemp(prefix="fscert-survival-", dir=workdir))
         self._finalizer = weakref.finalize(self, shutil.rmtree, str(self._dir), True)
@@ -143,25 +222,7 @@ class Survival:
         self.n_states = [1]
         self._save(0, states)
         for i, ct in enumerate(tables.cells):                      # 1. forward: distinct states per layer
-            pre = (ct.pre_cells % lay.slots).astype(np.int64)
-            deg = _degrees(states, pre, ct.ctx_keys, ct.ctx_ptr, lay.per_word, m)
-            parts, held, compact = [], 0, 0
-            for lo, hi in _chunks(deg, chunk_edges):
-                _, _, child = _expand(states[lo:hi], pre, ct.ctx_keys, ct.ctx_ptr, ct.tok, i % lay.slots,
-                                      lay.per_word, m)
-                _, uniq, _ = _merge(child, lay.keep_masks[i], np.zeros(len(child)))
-                del child
-                parts.append(uniq)
-                held += uniq.nbytes
-                if 3 * held + states.nbytes > limit:
-                    raise SurvivalTooLarge(
-                        f"the survival table's layer after cell {i} needs more than {size_str(3 * held)} "
-                        f"({sum(len(p) for p in parts):,} states so far); above the memory limit {size_str(limit)}")
-                if len(parts) > 1 and held > 2 * compact + (64 << 20):
-                    parts = [sort_unique(np.concatenate(parts))]        # keep the union compact
-                    held = compact = parts[0].nbytes
-            states = sort_unique(np.concatenate(parts)) if parts else np.zeros((0, lay.n_words), np.uint64)
-            del parts
+            states = self._forward_layer(i, states, chunk_edges, limit)
             self.n_states.append(len(states))
             self._save(i + 1, states)
             bar.update(1)
@@ -169,29 +230,66 @@ class Survival:
             if not len(states):
                 break
         depth = len(self.n_states) - 1
+        del states
         s_next = np.ones(self.n_states[-1]) if depth == n else np.zeros(self.n_states[-1])
         self._save_s(depth, s_next)
         for k in range(depth - 1, -1, -1):                          # 2. backward: S = Σ cond × S(child)
             ct = tables.cells[k]
-            st = self._states(k)
-            nxt = self._states(k + 1)
+            st, nxt = self._states(k), self._states(k + 1)
+            need = 8 * _table_slots(len(nxt)) + 12 * len(st) + s_next.nbytes
+            if need > limit:
+                raise SurvivalTooLarge(f"the survival table's backward pass needs {size_str(need)} after cell {k} "
+                                       f"({len(nxt):,} states); above the memory limit {size_str(limit)}")
+            table = np.full(_table_slots(len(nxt)), -1, np.int64)
+            _rehash(table, nxt, len(nxt))
             pre = (ct.pre_cells % lay.slots).astype(np.int64)
-            deg = _degrees(st, pre, ct.ctx_keys, ct.ctx_ptr, lay.per_word, m)
+            ctx = _contexts(st, pre, ct.ctx_keys, lay.per_word, m)
             s_k = np.zeros(len(st))
-            for lo, hi in _chunks(deg, chunk_edges):
-                parent, pair, child = _expand(st[lo:hi], pre, ct.ctx_keys, ct.ctx_ptr, ct.tok, k % lay.slots,
-                                              lay.per_word, m)
-                idx = _find_rows(nxt, child, lay.keep_masks[k])
-                del child
-                if (idx < 0).any():
-                    raise AssertionError("survival table: a child state is missing from the next layer")
-                s_k[lo:hi] += np.bincount(parent, weights=ct.cond[pair] * s_next[idx], minlength=hi - lo)
+            if not _survival_of_parents(st, ctx, ct.ctx_ptr, ct.tok, ct.cond, k % lay.slots, lay.keep_masks[k],
+                                        lay.per_word, m, table, nxt, s_next, s_k):
+                raise AssertionError("survival table: a child state is missing from the next layer")
+            del table, ctx
             self._save_s(k, s_k)
             s_next = s_k
             bar.update(1)
         bar.close()
         self.total_states = int(sum(self.n_states))
         self.disk_bytes = int(sum(p.stat().st_size for p in self._dir.iterdir()))
+
+    def _forward_layer(self, i: int, states: np.ndarray, chunk_edges: int, limit: int) -> np.ndarray:
+        """The sorted distinct states after cell i, from the states before it (module docstring, 1)."""
+        lay, ct, m = self.layout0, self.tables.cells[i], self.tables.shape[0]
+        pre = (ct.pre_cells % lay.slots).astype(np.int64)
+        ctx = _contexts(states, pre, ct.ctx_keys, lay.per_word, m)
+        c = np.maximum(ctx, 0)
+        deg = np.where(ctx >= 0, ct.ctx_ptr[c + 1] - ct.ctx_ptr[c], 0)
+        del c
+        held = states.nbytes + ctx.nbytes + deg.nbytes
+        rows = np.empty((0, lay.n_words), np.uint64)
+        table = np.full(16, -1, np.int64)
+        n_rows = 0
+        for lo, hi in _chunks(deg, chunk_edges):
+            need = n_rows + int(deg[lo:hi].sum())
+            if need > len(rows):                               # room for every child of the chunk
+                cap = max(need, int(1.5 * len(rows)))
+                slots = max(len(table), _table_slots(cap))
+                total = held + rows.nbytes + 8 * lay.n_words * cap + 8 * slots
+                if total > limit:
+                    raise SurvivalTooLarge(
+                        f"the survival table's layer after cell {i} needs more than {size_str(total)} "
+                        f"({n_rows:,} states so far); above the memory limit {size_str(limit)}")
+                grown = np.empty((cap, lay.n_words), np.uint64)
+                grown[:n_rows] = rows[:n_rows]
+                rows = grown
+                del grown
+                if slots > len(table):
+                    del table
+                    table = np.full(slots, -1, np.int64)
+                    _rehash(table, rows, n_rows)
+            n_rows = _insert_children(states, ctx, lo, hi, ct.ctx_ptr, ct.tok, i % lay.slots, lay.keep_masks[i],
+                                      lay.per_word, m, table, rows, n_rows)
+        del table, ctx, deg
+        return sort_rows(rows[:n_rows])
 
     # ------------------------------------------------------------------ storage
 
