@@ -257,9 +257,9 @@ class NearCopySearch:
 
 
 class _LazySurvival:
-    """:class:`fscert.survival.Survival`, built the first time a search drops states; where even its
-    bounded-memory table does not fit, survival is bounded by 1 (the dropped forward mass: a looser
-    bound) and ``reason`` says why."""
+    """:class:`fscert.survival.Survival`, built by :meth:`build` (or the first time a search drops
+    states); where even its bounded-memory table does not fit, survival is bounded by 1 (the
+    dropped forward mass: a looser bound) and ``reason`` says why."""
 
     def __init__(self, tables: Tables, progress: bool = False):
         self.tables, self._s, self.exact, self.reason, self.progress = tables, None, None, "", progress
@@ -269,12 +269,31 @@ class _LazySurvival:
         """Built (then every search also drops the states that can only end in a dead end)."""
         return bool(self.exact)
 
-    def of(self, i: int, states: np.ndarray, layout: Layout) -> np.ndarray:
+    @property
+    def directory(self):
+        """Where the built table lies (None: not built, or too large)."""
+        return self._s.directory if self.exact else None
+
+    def build(self) -> None:
         if self.exact is None:
             try:
                 self._s, self.exact = Survival(self.tables, progress=self.progress), True
             except SurvivalTooLarge as e:
                 self.exact, self.reason = False, str(e)
+
+    def adopt(self, exact: bool | None, reason: str, directory) -> None:
+        """Take the state of another process's table: attached from ``directory`` where this
+        process can read it, else built here (the same values: the table is deterministic)."""
+        self.exact, self.reason = exact, reason
+        if exact:
+            try:
+                self._s = Survival.attach(directory, self.tables)
+            except FileNotFoundError:
+                self.exact = None
+                self.build()
+
+    def of(self, i: int, states: np.ndarray, layout: Layout) -> np.ndarray:
+        self.build()
         return self._s.of(i, states, layout) if self.exact else np.ones(len(states))
 
 
@@ -310,18 +329,28 @@ class NearCopyResult:
 
 def near_copy_search(latents: np.ndarray, counts: np.ndarray | None, rho: int, model,
                      train: np.ndarray | Targets, cfg: NearCopyConfig, dead_end_mass: float, progress: bool = False,
-                     tables: Tables | None = None, train_indices: list[int] | None = None) -> NearCopyResult:
+                     tables: Tables | None = None, train_indices: list[int] | None = None,
+                     client=None) -> NearCopyResult:
     """Run :class:`NearCopySearch` for every training image (or ``train_indices``) and merge: the
     listed near-copies deduplicated, each one's nearest training image and PSNR computed as the
     listing's metrics do (``metrics.nearest_train``), and the union bounded
     (:func:`fscert.nearcopy_union.union_bounds`).
 
     ``train``: canvas images compared on the whole canvas, or :class:`fscert.geometry.Targets`
-    (canvas images and the region compared: every PSNR, budget and distance is over the region)."""
+    (canvas images and the region compared: every PSNR, budget and distance is over the region).
+
+    ``client``: a ``dask.distributed.Client``; the training images' searches then run as tasks
+    on its workers (:mod:`fscert.nearcopy_sharded`), with the same results."""
     s = NearCopySearch(latents, counts, rho, model, train, cfg, tables)
     s.survival.progress = progress
+    s.survival.build()        # before any search: each training image's result is then independent of the others
     idx = list(range(len(train))) if train_indices is None else list(train_indices)
-    per = [s.run_one(t) for t in Progress(idx, desc="near-copies", unit="training image", show=progress, leave=False)]
+    if client is None:
+        per = [s.run_one(t) for t in Progress(idx, desc="near-copies", unit="training image", show=progress,
+                                              leave=False)]
+    else:
+        from .nearcopy_sharded import run_sharded
+        per = run_sharded(s, (latents, counts, rho, model, train, cfg), idx, client, progress)
     lat, raw, pair_row, pair_train, pair_psnr = dedupe(per, s.tables.shape)
     c = model.config
     images = s.images(lat) if len(lat) else np.zeros((0, c.image_channels, c.image_size, c.image_size), np.uint8)

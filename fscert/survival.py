@@ -291,6 +291,28 @@ class Survival:
         del table, ctx, deg
         return sort_rows(rows[:n_rows])
 
+    @classmethod
+    def attach(cls, directory: str | Path, tables: Tables) -> "Survival":
+        """The table another process built in ``directory`` (e.g. a Dask worker on the same
+        machine or a shared filesystem), read through memory maps; its owner removes the files."""
+        self = cls.__new__(cls)
+        self.tables, self.layout0 = tables, make_layout(tables, 0)
+        self._dir = Path(directory)
+        self._finalizer = weakref.finalize(self, lambda: None)
+        k = 0
+        while (self._dir / f"s_{k}.npy").exists():
+            k += 1
+        if k == 0:
+            raise FileNotFoundError(f"no survival table in {directory}")
+        self.n_states = [len(np.load(self._dir / f"s_{j}.npy", mmap_mode="r")) for j in range(k)]
+        self.total_states = int(sum(self.n_states))
+        self.disk_bytes = int(sum(p.stat().st_size for p in self._dir.iterdir()))
+        return self
+
+    @property
+    def directory(self) -> Path:
+        return self._dir
+
     # ------------------------------------------------------------------ storage
 
     def _save(self, k: int, states: np.ndarray) -> None:
