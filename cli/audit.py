@@ -10,7 +10,7 @@ from fscert.cluster import client_for
 from fscert.data import SPLITS
 from fscert.resources import gib_to_bytes
 
-from .common import (Console, FloatRange, IntRange, OutputPath, force_option, gamma_option, json_option,
+from .common import (Console, FloatRange, IntRange, OutputPath, cluster_options, force_option, gamma_option, json_option,
                      json_to_stdout, limit_option, max_memory_option, quiet_option, write_json)
 
 ORDER_HELP = ("a file holding many images, in its stored order, or a folder of image files, in natural sort order "
@@ -53,11 +53,7 @@ ORDER_HELP = ("a file holding many images, in its stored order, or a folder of i
 @click.option("--test-limit", type=IntRange(min=1), default=AuditFiles.test_limit, metavar="N",
               help="Use only the first N held-out images.")
 @max_memory_option("the nearest-neighbour search")
-@click.option("--scheduler", metavar="ADDRESS", default=None,
-              help="Run the nearest-neighbour searches on a running Dask cluster (e.g. tcp://host:8786); "
-                   "the results are identical to a single process.")
-@click.option("--workers", type=IntRange(min=1), default=None, metavar="N",
-              help="Start a local Dask cluster of N worker processes (one thread each) for the searches.")
+@cluster_options("the nearest-neighbour searches")
 @quiet_option()
 @force_option()
 def audit(train_spec, gen_spec, gammas, json_out, csv_out, html_out, title, split, generated_split, train_features,

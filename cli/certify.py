@@ -4,9 +4,10 @@ from __future__ import annotations
 import click
 
 from fscert.certify import CertifyConfig, run_certify, summary_lines
+from fscert.cluster import client_for
 from fscert.data import SPLITS
 
-from .common import (KAPPA, TAU, Console, FloatRange, IntRange, batch_size_option, force_option, gamma_option,
+from .common import (KAPPA, TAU, Console, FloatRange, IntRange, batch_size_option, cluster_options, force_option, gamma_option,
                      json_option, limit_option, lr_option, max_memory_option, out_option, quiet_option, seed_option,
                      split_option, write_json)
 
@@ -60,13 +61,14 @@ J = CertifyConfig()
 # same shape as train's decorators, not the same logic: own defaults and help (shared ones: common.py)
 @max_memory_option("training, listing, decoding and auditing")
 @seed_option(J.seed)
+@cluster_options("the near-copy searches and the audit's nearest-neighbour searches")
 @click.option("--resume", is_flag=True,
               help="Continue an interrupted run from OUT.partial (same options and data): finished stages are "
                    "reused and the result is identical to an uninterrupted run.")
 @force_option("an existing output folder")
 @json_option("the summary (as OUT/summary.json)")
 @quiet_option()
-def certify(data, out, force, resume, json_out, quiet, limit, max_memory, **options):
+def certify(data, out, force, resume, json_out, quiet, limit, max_memory, scheduler, workers, **options):
     """Certify an FS-LAR generator trained on DATA, end to end.
 
     train → encode → draw → fine-tune → enumerate → audit → report. Defaults are the paper's
@@ -75,7 +77,8 @@ def certify(data, out, force, resume, json_out, quiet, limit, max_memory, **opti
     """
     con = Console(quiet, json_out)
     job = CertifyConfig(data=data, n_train=limit, max_memory_gib=max_memory, **options)
-    res = run_certify(job, out, force=force, progress=con.progress, resume=resume)
+    with client_for(scheduler, workers) as client:
+        res = run_certify(job, out, force=force, progress=con.progress, resume=resume, client=client)
     for line in summary_lines(res.summary):
         con.result(line)
     if json_out:

@@ -311,6 +311,18 @@ def max_memory_option(what: str):
                              "[default: ¾ of the machine's memory].")
 
 
+def cluster_options(what: str):
+    """``--scheduler ADDRESS`` / ``--workers N``: run ``what`` on a Dask cluster
+    (:func:`fscert.cluster.client_for`); the results are those of a single process."""
+    def deco(f):
+        f = click.option("--workers", type=IntRange(min=1), default=None, metavar="N",
+                         help=f"Start a local Dask cluster of N worker processes (one thread each) for {what}.")(f)
+        return click.option("--scheduler", metavar="ADDRESS", default=None,
+                            help=f"Run {what} on a running Dask cluster (e.g. tcp://host:8786); the results are "
+                                 "identical to a single process.")(f)
+    return deco
+
+
 def echo_err(line: str) -> None:
     """A diagnostic line of the CLI itself on stderr, none with --quiet (the library's estimates and
     stage lines are log records: :mod:`fscert_cli.log_lines`); results go to stdout."""

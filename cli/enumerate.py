@@ -4,11 +4,12 @@ from __future__ import annotations
 import click
 
 from fscert.certificate_files import enumerate_files, enumerate_lines
+from fscert.cluster import client_for
 from fscert.enumerate import EnumerateConfig
 from fscert.resources import gib_to_bytes
 
-from .common import (KAPPA, TAU, IntRange, OutputPath, batch_size_option, force_option, gamma_option, limit_option,
-                     max_memory_option, out_option, progress_enabled, quiet_option, split_option)
+from .common import (KAPPA, TAU, IntRange, OutputPath, batch_size_option, cluster_options, force_option, gamma_option,
+                     limit_option, max_memory_option, out_option, progress_enabled, quiet_option, split_option)
 
 
 @click.command("enumerate")
@@ -51,11 +52,12 @@ from .common import (KAPPA, TAU, IntRange, OutputPath, batch_size_option, force_
                    "(without it they are recorded as unknown).")
 @gamma_option(EnumerateConfig.gammas)
 @batch_size_option(EnumerateConfig.batch, "Images decoded at once.", hidden_aliases=("--batch",), name="batch")
+@cluster_options("the near-copy searches")
 @force_option("existing outputs (--out and --graph)")
 @quiet_option(expose_value=False)
 def enumerate_cmd(latents_path, rho, out, count_only, max_images, recon_search, near_copies_only, max_memory,
                   resume, graph_path, full_support, tau, kappa, model_path, train_spec, limit, split,
-                  train_latents_path, gammas, batch, force):
+                  train_latents_path, gammas, batch, scheduler, workers, force):
     """Certify: list every latent the generator can produce with its exact probability
     (DESIGN §6), decode each one and audit it against the training set (DESIGN §7), comparing
     images at their stored size (28×28 images: without the border the model's canvas adds)."""
@@ -63,9 +65,10 @@ def enumerate_cmd(latents_path, rho, out, count_only, max_images, recon_search, 
                           tau=tau, kappa=kappa, gammas=tuple(gammas), train=train_spec, train_limit=limit,
                           train_split=split, batch=batch, near_copies_only=near_copies_only,
                           recon_search=recon_search, max_memory=gib_to_bytes(max_memory))
-    cert, digest = enumerate_files(latents_path, out, cfg, model_path=model_path,
-                                   train_latents_path=train_latents_path, graph_path=graph_path, force=force,
-                                   resume=resume, progress=progress_enabled())
+    with client_for(scheduler, workers) as client:
+        cert, digest = enumerate_files(latents_path, out, cfg, model_path=model_path,
+                                       train_latents_path=train_latents_path, graph_path=graph_path, force=force,
+                                       resume=resume, progress=progress_enabled(), client=client)
     for line in enumerate_lines(cert, digest, out):
         click.echo(line)
 

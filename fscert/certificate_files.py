@@ -41,7 +41,7 @@ def _training(spec: str | None, limit: int | None, split: str) -> tuple[Any, Any
 def enumerate_files(latents_path: str | Path, out: str | Path, cfg: EnumerateConfig, *,
                     model_path: str | Path | None = None, train_latents_path: str | Path | None = None,
                     graph_path: str | Path | None = None, force: bool = False, resume: bool = False,
-                    progress: bool = False) -> tuple[Certificate, str]:
+                    progress: bool = False, client=None) -> tuple[Certificate, str]:
     """Certify the latents in ``latents_path`` (E, or with ``cfg.full_support`` the source
     latents) and write the certificate to ``out``; returns it and its content hash.
 
@@ -49,7 +49,8 @@ def enumerate_files(latents_path: str | Path, out: str | Path, cfg: EnumerateCon
     ``model_path``); their number ``cfg.train_limit`` defaults to the ``limit`` recorded in E.
     ``train_latents_path``: the training images' own latents (the decoder's fidelity and the
     near-copies of its reconstructions). ``graph_path``: the compatible-patch graph as GraphML.
-    ``resume``: continue from the decoding checkpoint an interrupted run left beside ``out``."""
+    ``resume``: continue from the decoding checkpoint an interrupted run left beside ``out``.
+    ``client``: a Dask client for the near-copy searches (:func:`fscert.enumerate.certify`)."""
     check_output_path(out, force)
     if graph_path:
         check_output_path(graph_path, force)
@@ -67,7 +68,7 @@ def enumerate_files(latents_path: str | Path, out: str | Path, cfg: EnumerateCon
     train, geometry = _training(cfg.train, cfg.train_limit, cfg.train_split)
     train_latents = read_latents(train_latents_path).latents if train_latents_path else None
     cert, digest = certify_to_file(Inputs(E, model, train, train_latents=train_latents, geometry=geometry), cfg,
-                                   out, resume=resume, progress=progress)
+                                   out, resume=resume, progress=progress, client=client)
     if graph_path:
         from .enumeration import write_graphml
 

@@ -177,7 +177,7 @@ def job_key(job: CertifyConfig, data_sha256: str) -> str:
 
 
 def run_certify(job: CertifyConfig, out: str | Path, force: bool = False, progress: bool = True,
-                resume: bool = False) -> CertifyResult:
+                resume: bool = False, client=None) -> CertifyResult:
     """Run every stage; return the summary. Files written into ``out``:
 
     ``model.pt`` (+ ``model.history.json/png``), ``latents.h5``, ``empirical.h5``,
@@ -191,6 +191,10 @@ def run_certify(job: CertifyConfig, out: str | Path, force: bool = False, progre
 
     Each stage's start and duration and the estimates are logged at INFO (``fscert.certify``,
     :mod:`fscert.resources`); a resume that finds no run, or a listing too large to list, at WARNING.
+
+    ``client`` (a ``dask.distributed.Client``): the near-copy searches (stage 5, above
+    ``max_images``) and the audit's nearest-neighbour searches (stage 6) run on its workers;
+    every output is the same as without it (training, drawing and listing stay here).
     """
     from .data import load_images
     from .hashing import sha256_array
@@ -228,7 +232,7 @@ def run_certify(job: CertifyConfig, out: str | Path, force: bool = False, progre
         progress = LINES                       # lines, never bar redraws, in a log (fscert.progress)
     try:
         with heartbeat("certify", show=progress):   # a line after 30 s of silence, off a terminal
-            summary = _stages(job, x, x_test, mcfg, tcfg, dcfg, ccfg, work, out, progress, t0)
+            summary = _stages(job, x, x_test, mcfg, tcfg, dcfg, ccfg, work, out, progress, t0, client)
         _stage_done(t0)
     except KeyboardInterrupt:
         logger.info(f"interrupted: finished stages are kept in {work}; rerun with --resume to continue")
@@ -244,7 +248,7 @@ def run_certify(job: CertifyConfig, out: str | Path, force: bool = False, progre
 
 
 def _stages(job: CertifyConfig, x: np.ndarray, x_test: np.ndarray | None, mcfg, tcfg, dcfg, ccfg, work: Path, out: Path,
-            progress: bool, t0: float) -> dict:
+            progress: bool, t0: float, client=None) -> dict:
     """The seven stages, each skipped when its files are already in ``work``."""
     from .audit import audit, report_json
     from .autoencoder import encode_batched, load_model, model_sha256, save_model
@@ -306,7 +310,7 @@ def _stages(job: CertifyConfig, x: np.ndarray, x_test: np.ndarray | None, mcfg, 
                         extra_attrs=extra, train_latents=z, geometry=geometry)
         ckpt = work / "cert.partial.h5"
         try:
-            cert = certify(inputs, ccfg, progress=progress, checkpoint=ckpt)
+            cert = certify(inputs, ccfg, progress=progress, checkpoint=ckpt, client=client)
         except TooManyImages as e:
             logger.warning(f"      {e}")
             ccfg.count_only = True
@@ -322,7 +326,7 @@ def _stages(job: CertifyConfig, x: np.ndarray, x_test: np.ndarray | None, mcfg, 
             geom = Geometry.from_json(cert.attrs.get("geometry"), x.shape[2:])      # the certificate's comparison
             audit_res = report_json(audit(geom.crop(x), geom.crop(cert.images).astype(np.float32) / 255.0,
                                           gammas=job.gammas, max_memory=ccfg.max_memory,
-                                          test_NCHW=None if x_test is None else geom.crop(x_test)))
+                                          test_NCHW=None if x_test is None else geom.crop(x_test), client=client))
             with atomic_path(work / "audit.json") as tmp:
                 tmp.write_text(json.dumps(audit_res, indent=1, default=float))
         audit_res = json.loads((work / "audit.json").read_text())

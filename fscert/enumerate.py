@@ -272,7 +272,7 @@ from .verdict import (SCOPE_COMPLETE, SCOPE_NOT_EXAMINED, SCOPE_SEARCHED, SEARCH
 
 
 def certify(inputs: Inputs, cfg: EnumerateConfig, progress: bool = False,
-            checkpoint: str | Path | None = None) -> Certificate:
+            checkpoint: str | Path | None = None, client=None) -> Certificate:
     """Enumerate, decode and audit (DESIGN §6.6); fills every attribute of the certificate format.
 
     With ``checkpoint`` (a path), the listing and the images decoded so far are saved there as
@@ -282,6 +282,10 @@ def certify(inputs: Inputs, cfg: EnumerateConfig, progress: bool = False,
     Once the exact count is known, and before anything is listed, the memory and time of
     listing, decoding and auditing are estimated (logged at INFO, :mod:`fscert.resources`); above
     ``cfg.max_memory`` the call refuses (:mod:`fscert.resources`).
+
+    ``client`` (a ``dask.distributed.Client``): the near-copy searches of a certificate too large
+    to list run on its workers, one task per block of training images
+    (:mod:`fscert.nearcopy_sharded`); the certificate's content is the same.
     """
     from .data import data_sha256
     from .hashing import sha256_state_dict
@@ -325,7 +329,7 @@ def certify(inputs: Inputs, cfg: EnumerateConfig, progress: bool = False,
         logger.info(f"{cert.attrs['reachable_count']} reachable images: searching every training image's "
                     "near-copies without listing them")
         add_search_verdict(cert, E.latents, E.counts, inputs.model, Targets(inputs.train, geometry), cfg,
-                           float(cert.attrs["dead_end_mass"]), progress=progress)
+                           float(cert.attrs["dead_end_mass"]), progress=progress, client=client)
     elif inputs.model is not None:
         decode_into(cert, inputs.model, n_done, cfg.batch, ckpt, progress)
         if inputs.train is not None:
@@ -333,7 +337,7 @@ def certify(inputs: Inputs, cfg: EnumerateConfig, progress: bool = False,
     if "gammas" not in cert.attrs:
         cert.attrs["gammas"] = np.zeros(0, np.float64)
     cert.attrs.setdefault("verdict_scope", listing_scope(cert.attrs, len(cert.latents)))
-    add_fidelity(cert, inputs, cfg, geometry, progress=progress)
+    add_fidelity(cert, inputs, cfg, geometry, progress=progress, client=client)
     return cert
 
 
@@ -345,7 +349,7 @@ def checkpoint_path(out: str | Path) -> Path:
 
 
 def certify_to_file(inputs: Inputs, cfg: EnumerateConfig, out: str | Path, resume: bool = False,
-                    progress: bool = False) -> tuple[Certificate, str]:
+                    progress: bool = False, client=None) -> tuple[Certificate, str]:
     """:func:`certify` with its decoding checkpoint beside ``out``, then write the certificate;
     returns it and its content hash (`fscert enumerate`).
 
@@ -359,7 +363,7 @@ def certify_to_file(inputs: Inputs, cfg: EnumerateConfig, out: str | Path, resum
     elif not partial.exists():
         logger.warning(f"no checkpoint {partial} to resume from; starting from the beginning")
     try:
-        cert = certify(inputs, cfg, progress=progress, checkpoint=partial)
+        cert = certify(inputs, cfg, progress=progress, checkpoint=partial, client=client)
     except KeyboardInterrupt:
         if partial.exists():
             logger.info(f"the listing and the images decoded so far are kept in {partial}; rerun with --resume to "

@@ -140,7 +140,8 @@ def unknown_record(gammas, reason: str) -> dict:
 # ----------------------------------------------------------------------------- into a certificate
 
 
-def add_fidelity(cert, inputs, cfg, geometry: Geometry | None, progress: bool = False, recon: bool = True) -> None:
+def add_fidelity(cert, inputs, cfg, geometry: Geometry | None, progress: bool = False, recon: bool = True,
+                 client=None) -> None:
     """Fidelity and reconstruction near-copies of ``cert`` (module docstring), from ``inputs``
     (:class:`fscert.enumerate.Inputs`: model, training images, training latents) and ``cfg``.
 
@@ -177,7 +178,7 @@ def add_fidelity(cert, inputs, cfg, geometry: Geometry | None, progress: bool = 
     targets = Targets(generated_values(rendered), geometry)
     scope = verdict_scope(cert.attrs)
     if scope == SCOPE_SEARCHED:
-        _recon_search(cert, inputs, cfg, targets, z, gammas, progress)
+        _recon_search(cert, inputs, cfg, targets, z, gammas, progress, client)
     elif cert.images is not None and len(cert.images):
         _recon_flags(cert, targets, gammas, complete=scope == SCOPE_COMPLETE)
     else:
@@ -214,7 +215,7 @@ def _recon_flags(cert, targets: Targets, gammas: tuple[float, ...], complete: bo
 
 
 def _recon_search(cert, inputs, cfg, targets: Targets, z: np.ndarray, gammas: tuple[float, ...],
-                  progress: bool) -> None:
+                  progress: bool, client=None) -> None:
     """Searched certificate: the near-copy search with the reconstructions as targets."""
     from .nearcopy import NearCopyConfig, near_copy_search
 
@@ -229,7 +230,7 @@ def _recon_search(cert, inputs, cfg, targets: Targets, z: np.ndarray, gammas: tu
     E = inputs.empirical
     ncfg = NearCopyConfig(gammas=gammas, max_listed=int(cfg.max_images or 100_000))
     res = near_copy_search(E.latents, E.counts, cfg.rho, inputs.model, tg, ncfg,
-                           float(cert.attrs["dead_end_mass"]), progress=progress)
+                           float(cert.attrs["dead_end_mass"]), progress=progress, client=client)
     count, mass, per = {}, {}, {}
     for k in keys:
         u = res.union[k]

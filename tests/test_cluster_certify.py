@@ -6,6 +6,7 @@ single-process search, on cases where the state cap and the survival table are u
 from __future__ import annotations
 
 import dataclasses
+import json
 import sys
 
 import numpy as np
@@ -80,3 +81,76 @@ def test_sharded_near_copy_search_real_mnist(client):
     want = near_copy_search(E.latents, E.counts, 1, model, x, ncfg, c.dead_end_mass)
     got = near_copy_search(E.latents, E.counts, 1, model, x, ncfg, c.dead_end_mass, client=client)
     assert_same_result(got, want)
+
+
+# ----------------------------------------------------------------------------- the CLI, end to end
+
+TINY = ["--limit", "8", "--epochs", "3", "--finetune-epochs", "1", "--draw-finetune-epochs", "1", "-M", "2",
+        "--quiet"]
+
+
+def _certify(out, *args):
+    from click.testing import CliRunner
+
+    from fscert_cli.main import cli
+
+    r = CliRunner().invoke(cli, ["certify", "mnist", *TINY, "--out", str(out), *map(str, args)])
+    assert r.exit_code == 0, r.output
+    return out
+
+
+def _content(out) -> tuple[str, dict]:
+    """content_sha256 of OUT/cert.h5 and its attributes, without what describes the work done
+    (the search's decode counters, the fscert version) rather than the result."""
+    from fscert.certificate import read_certificate
+
+    cert = read_certificate(out / "cert.h5")
+    attrs = {k: (v.tolist() if hasattr(v, "tolist") else v) for k, v in cert.attrs.items()}
+    if "search" in attrs:
+        s = json.loads(attrs["search"])
+        s.pop("windows_decoded"), s.pop("rounding_ties")
+        attrs["search"] = s
+    return str(cert.attrs["content_sha256"]), attrs
+
+
+@pytest.mark.parametrize("mode", [["--rho", "1", "--near-copies-only"], ["--rho", "4"]], ids=["searched", "listed"])
+def test_certify_workers_identical(tmp_path, mode):
+    """``fscert certify … --workers 2`` on real MNIST images writes the single process's certificate
+    (content_sha256 and every attribute) and, for a listed certificate, the same audit.json."""
+    one = _certify(tmp_path / "one", *mode)
+    two = _certify(tmp_path / "two", *mode, "--workers", 2)
+    assert _content(one) == _content(two)
+    if mode[1] == "4":
+        assert (one / "audit.json").read_bytes() == (two / "audit.json").read_bytes()
+    else:
+        assert read_attr(one, "verdict_scope") == "searched"
+
+
+def read_attr(out, key):
+    import h5py
+
+    with h5py.File(out / "cert.h5", "r") as f:
+        v = f.attrs[key]
+    return v.decode() if isinstance(v, bytes) else v
+
+
+def test_enumerate_workers_identical(tmp_path):
+    """``fscert enumerate --near-copies-only --workers 2`` writes the single process's certificate."""
+    from click.testing import CliRunner
+
+    from fscert_cli.main import cli
+
+    run = _certify(tmp_path / "run", "--rho", "4")
+    common = ["enumerate", "--latents", run / "empirical.h5", "--model", run / "model_ft.pt", "--train", "mnist",
+              "--rho", 1, "--near-copies-only", "--train-latents", run / "latents.h5", "--quiet"]
+    outs = []
+    for extra in ([], ["--workers", 2]):
+        out = tmp_path / f"e{len(outs)}.h5"
+        r = CliRunner().invoke(cli, [str(a) for a in common + ["--out", out] + extra])
+        assert r.exit_code == 0, r.output
+        outs.append(out)
+    from fscert.certificate import read_certificate
+
+    a, b = (read_certificate(o) for o in outs)
+    assert a.attrs["content_sha256"] == b.attrs["content_sha256"]
+    assert a.attrs["verdict_scope"] == "searched"
