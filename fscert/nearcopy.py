@@ -49,7 +49,7 @@ from .enumeration.tables import Tables, build_tables
 from .geometry import Targets, targets_of
 from .metrics import nearest_train
 from .metrics.nearest import Rows, exact_sqdist, psnr_from_sqdist, sqdist_from_psnr
-from .nearcopy_union import dedupe, disjoint_groups, psnr_matrix, union_bounds
+from .nearcopy_union import dedupe, disjoint_groups, overlap as overlap_of, union_bounds
 from .progress import Progress
 from .search import SLACK, Graph, Layout, SearchTooLarge, _window_keys, make_layout, search
 from .search_paths import count_binned, list_paths, tokens_to_latents
@@ -351,6 +351,13 @@ def near_copy_search(latents: np.ndarray, counts: np.ndarray | None, rho: int, m
     else:
         from .nearcopy_sharded import run_sharded
         per = run_sharded(s, (latents, counts, rho, model, train, cfg), idx, client, progress)
+    return merge_results(s, per, dead_end_mass)
+
+
+def merge_results(s: NearCopySearch, per: list[TrainResult], dead_end_mass: float) -> NearCopyResult:
+    """The :class:`NearCopyResult` of searcher ``s``'s per-training-image results ``per``
+    (:func:`near_copy_search`'s second half: dedupe, nearest training image, union)."""
+    model = s.model
     lat, raw, pair_row, pair_train, pair_psnr = dedupe(per, s.tables.shape)
     c = model.config
     images = s.images(lat) if len(lat) else np.zeros((0, c.image_channels, c.image_size, c.image_size), np.uint8)
@@ -368,9 +375,7 @@ def near_copy_search(latents: np.ndarray, counts: np.ndarray | None, rho: int, m
     overlap, groups = {}, None
     if unlisted:
         if len(lat):                                 # listed near-copies also near an unlisted image
-            psnr = psnr_matrix(gen, s.train_rows[unlisted])
-            overlap = {t: [(int((psnr[:, i] >= g).sum()), float(prob[psnr[:, i] >= g].sum())) for g in s.gammas]
-                       for i, t in enumerate(unlisted)}
+            overlap = dict(zip(unlisted, overlap_of(gen, s.train_rows[unlisted], prob, s.gammas)))
         groups = disjoint_groups(s.train_rows, [s.budget(g) for g in s.gammas])
     union = union_bounds(per, s.gammas, flags, prob, dead_end_mass, overlap, groups)
     return NearCopyResult(s.gammas, dead_end_mass, per, lat, prob, logp, np.asarray(nn_idx, np.int64), nn_psnr,

@@ -46,6 +46,21 @@ def psnr_matrix(gen: np.ndarray, train: np.ndarray, pairs: int = 1 << 22) -> np.
     return out
 
 
+def overlap(gen: np.ndarray, train: np.ndarray, prob: np.ndarray, gammas, max_bytes: int = 1 << 29) -> list:
+    """Per given training row, per γ: (number, mass) of the generated rows within γ dB of it.
+
+    The PSNR matrix is formed a few training columns at a time (at most ``max_bytes`` of
+    float64), so millions of listed near-copies against hundreds of training images fit in
+    memory; each column's figures are those of the whole column."""
+    out = []
+    step = max(1, max_bytes // (8 * max(1, len(gen))))
+    for lo in range(0, len(train), step):
+        psnr = psnr_matrix(gen, train[lo:lo + step])
+        for i in range(psnr.shape[1]):
+            out.append([(int((psnr[:, i] >= g).sum()), float(prob[psnr[:, i] >= g].sum())) for g in gammas])
+    return out
+
+
 def dedupe(per: list[TrainResult], shape) -> tuple[np.ndarray, ...]:
     """The listed near-copies of every training image, deduplicated, in the listing's order
     (lexicographic in the raster token sequence), with their raw probabilities and every
