@@ -1,6 +1,6 @@
 """Decoded pixel blocks of the local decoder, and the certificate's canonical images (DESIGN §3, §6.6).
 
-The decoder is local (paper §4.1; ``tests/test_autoencoder.py`` proves it): the p×p pixel
+The decoder is local (paper §4.1; ``tests/test_autoencoder.py`` proves it): the p_h×p_w pixel
 block of latent cell (y, x) depends only on the R×R window of cells around it. So the
 image of a latent is the stitching of its blocks, and a block can be decoded from its
 window alone: the in-grid part of the window, decoded as a small latent (the decoder's
@@ -46,7 +46,7 @@ def decode_exact(model, z: np.ndarray, batch: int = 256, progress: bool = False)
     check_latent_shape(model.config, z.shape)
     m64 = float64_model(model)
     c = model.config
-    out = np.empty((len(z), c.image_channels, c.image_size, c.image_size), np.uint8)
+    out = np.empty((len(z), *c.image_shape), np.uint8)
     for i in Progress(range(0, len(z), batch), desc="decode", unit="batch", show=progress, leave=False):
         y = m64.decoder(torch.from_numpy(np.asarray(z[i:i + batch], np.float64))).clamp(0, 1) * 255
         out[i:i + batch] = y.round().to(torch.uint8).numpy()
@@ -67,7 +67,7 @@ def decode_canonical(model, z: np.ndarray, batch: int = 256, progress: bool = Fa
     m, h, w = z.shape[1:]
     dec = BlockDecoder(model, (m, h, w), (model.config.receptive_field - 1) // 2, 64 // m)
     c = model.config
-    out = np.empty((len(z), c.image_channels, c.image_size, c.image_size), np.uint8)
+    out = np.empty((len(z), *c.image_shape), np.uint8)
     step = max(batch, 4096)
     for lo in Progress(range(0, len(z), step), desc="decode", unit="chunk", show=progress, leave=False):
         out[lo:lo + step] = dec.images(z[lo:lo + step])
@@ -83,7 +83,7 @@ class BlockDecoder:
     """Blocks decoded once per distinct (position, window), looked up by packed window key.
 
     ``lookup(pos, keys)`` returns a block id per key row (decoding the new ones in one batch);
-    ``u8[pos]`` (n, P) holds each block's canonical pixels (P = C·p·p, channel-major) and
+    ``u8[pos]`` (n, P) holds each block's canonical pixels (P = C·p_h·p_w, channel-major) and
     ``alt[pos]`` the other rounding where a pixel is a tie (else the same value).
     """
 
@@ -92,7 +92,7 @@ class BlockDecoder:
         self.m, self.h, self.w = latent_shape
         self.r, self.per_word = radius, per_word
         cfg = model.config
-        self.p = cfg.image_size // cfg.latent_size
+        self.ph, self.pw = cfg.patch_hw
         self.c = cfg.image_channels
         self.index: dict[tuple[int, int], dict[bytes, int]] = {}
         self.u8: dict[tuple[int, int], np.ndarray] = {}
@@ -128,15 +128,15 @@ class BlockDecoder:
         A block without a tie pixel rounds exactly as the whole-latent float64 decode
         (:func:`decode_exact`) does; latents that use a block with a tie are decoded whole
         instead, so the result always equals ``decode_exact``."""
-        h, w, p, c = self.h, self.w, self.p, self.c
+        h, w, ph, pw, c = self.h, self.w, self.ph, self.pw, self.c
         k = len(latents)
-        out = np.empty((k, c, h * p, w * p), np.uint8)
+        out = np.empty((k, c, h * ph, w * pw), np.uint8)
         tied = np.zeros(k, bool)
         all_ids = self.window_ids(latents, [(y, x) for y in range(h) for x in range(w)])
         for (y, x), ids in all_ids.items():
             u = self.u8[(y, x)][ids]
             tied |= (u != self.alt[(y, x)][ids]).any(1)
-            out[:, :, y * p:(y + 1) * p, x * p:(x + 1) * p] = u.reshape(k, c, p, p)
+            out[:, :, y * ph:(y + 1) * ph, x * pw:(x + 1) * pw] = u.reshape(k, c, ph, pw)
         if tied.any():
             out[tied] = decode_exact(self.model, latents[tied])
         return out
@@ -199,7 +199,7 @@ class BlockDecoder:
         """The decoder (:class:`fscert.autoencoder.LocalDecoder`) evaluated at one cell of a crop:
         the cell-mixing Unfold is taken everywhere, the per-cell layers only at the centre cell
         (its sub-cells with the transition layer); the same operations as the whole decoder."""
-        import torch.nn.functional as F
+        from .autoencoder import depth_to_space
 
         dec = self.model.decoder
         h = dec.pre(z)
@@ -209,14 +209,14 @@ class BlockDecoder:
             n, mch, ch, cw = h.shape
             win = h.new_zeros((n, mch, 2 * r + 1, 2 * r + 1))
             win[:, :, r - cy:r - cy + ch, r - cx:r - cx + cw] = h
-            y = F.pixel_shuffle(dec.cell(win.reshape(n, -1, 1, 1)), dec.pix)
+            y = depth_to_space(dec.cell(win.reshape(n, -1, 1, 1)), *dec.pix)
             return y + dec.refine(y)
         if dec.split is not None:
             h = dec.split(h)
             f = 2
         n, _, hh, ww = h.shape
         u = dec.unfold(h).view(n, -1, hh, ww)[:, :, cy * f:(cy + 1) * f, cx * f:(cx + 1) * f]
-        y = F.pixel_shuffle(dec.cell(u), dec.pix)
+        y = depth_to_space(dec.cell(u), *dec.pix)
         return y + dec.refine(y)
 
     @torch.no_grad()
@@ -224,7 +224,6 @@ class BlockDecoder:
                 ) -> tuple[np.ndarray, np.ndarray]:
         """Decode crops of one geometry (ch, cw, centre y, centre x): canonical and tie-alternative pixels."""
         ch, cw, cy, cx = geom
-        p = self.p
         us, alts = [], []
         for lo in range(0, len(keys_NK), batch):
             z = torch.from_numpy(self._unpack(ch, cw, keys_NK[lo:lo + batch]))
@@ -240,9 +239,9 @@ class BlockDecoder:
         return np.concatenate(us), np.concatenate(alts)
 
 
-def block_of(image_CHW: np.ndarray, y: int, x: int, p: int) -> np.ndarray:
-    """The p×p block of cell (y, x), flattened channel-major (P = C·p·p)."""
-    return np.ascontiguousarray(image_CHW[:, y * p:(y + 1) * p, x * p:(x + 1) * p]).reshape(-1)
+def block_of(image_CHW: np.ndarray, y: int, x: int, ph: int, pw: int) -> np.ndarray:
+    """The ph×pw block of cell (y, x), flattened channel-major (P = C·ph·pw)."""
+    return np.ascontiguousarray(image_CHW[:, y * ph:(y + 1) * ph, x * pw:(x + 1) * pw]).reshape(-1)
 
 
 class BlockErrors:
@@ -271,10 +270,10 @@ class BlockErrors:
     def _pixel_table(self, pos: tuple[int, int]) -> np.ndarray:
         t = self.table.get(pos)
         if t is None:
-            tb = block_of(self.target, pos[0], pos[1], self.dec.p).astype(np.float64)     # (P,)
+            tb = block_of(self.target, pos[0], pos[1], self.dec.ph, self.dec.pw).astype(np.float64)     # (P,)
             t = (self._gen[None, :] - tb[:, None]) ** 2                                  # (P, 256)
             if self.region is not None:
-                t[~block_of(self.region, pos[0], pos[1], self.dec.p)] = 0.0              # not compared
+                t[~block_of(self.region, pos[0], pos[1], self.dec.ph, self.dec.pw)] = 0.0              # not compared
             self.table[pos] = t
         return t
 

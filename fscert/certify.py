@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import shutil
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -356,7 +357,7 @@ def plan_training(x: np.ndarray, mcfg, job: CertifyConfig):
     n = len(x)
     # expected distinct draws per image: the unflipped copy (if any trial kept every bit) plus
     # the flipped trials, which almost never coincide
-    bits = mcfg.latent_channels * mcfg.latent_size ** 2
+    bits = math.prod(mcfg.latent_shape)
     p0 = (1.0 - flip_probability(job.tau, job.kappa)) ** bits
     rows = int(np.ceil(n * ((1.0 - (1.0 - p0) ** job.trials) + job.trials * (1.0 - p0))))
     return Plan().add(training_step(n, model, job.batch_size, job.epochs, job.finetune_epochs)).add(

@@ -215,7 +215,7 @@ def add_images(cert: Certificate, model: Any, batch: int = 256, progress: bool =
     from .blocks import decode_canonical
 
     cert.images = decode_canonical(model, cert.latents, batch=batch, progress=progress) if len(cert.latents) else \
-        np.zeros((0, model.config.image_channels, model.config.image_size, model.config.image_size), np.uint8)
+        np.zeros((0, *model.config.image_shape), np.uint8)
 
 
 def add_metrics(cert: Certificate, train: np.ndarray, gammas: tuple[float, ...], geometry: Geometry | None = None
@@ -318,7 +318,7 @@ def certify(inputs: Inputs, cfg: EnumerateConfig, progress: bool = False,
             cert.attrs["geometry"] = geometry.to_json()
         if inputs.model is not None:
             c = inputs.model.config
-            cert.images = np.zeros((len(cert.latents), c.image_channels, c.image_size, c.image_size), np.uint8)
+            cert.images = np.zeros((len(cert.latents), *c.image_shape), np.uint8)
         if ckpt is not None:
             ckpt.start(cert)
     elif not cfg.count_only:

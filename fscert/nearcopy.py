@@ -360,7 +360,7 @@ def merge_results(s: NearCopySearch, per: list[TrainResult], dead_end_mass: floa
     model = s.model
     lat, raw, pair_row, pair_train, pair_psnr = dedupe(per, s.tables.shape)
     c = model.config
-    images = s.images(lat) if len(lat) else np.zeros((0, c.image_channels, c.image_size, c.image_size), np.uint8)
+    images = s.images(lat) if len(lat) else np.zeros((0, *c.image_shape), np.uint8)
     gen = s.geometry.rows(generated_values(images))
     if len(lat):
         nn_idx, nn_psnr = nearest_train(gen, s.train_rows)

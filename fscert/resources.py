@@ -180,8 +180,8 @@ def model_work(model) -> ModelWork:
     with torch.device("meta"):                     # no memory, no initialisation draws
         meta = type(model)(c)
     n_params = lambda net: int(sum(p.numel() for p in net.parameters()))  # noqa: E731
-    return ModelWork(network_work(meta.encoder, (c.image_channels, c.image_size, c.image_size)),
-                     network_work(meta.decoder, (c.latent_channels, c.latent_size, c.latent_size)),
+    return ModelWork(network_work(meta.encoder, c.image_shape),
+                     network_work(meta.decoder, c.latent_shape),
                      n_params(meta.encoder), n_params(meta.decoder))
 
 
@@ -220,13 +220,13 @@ def matmul_flops() -> float:
 def decode_work(model) -> Work:
     """A decoded image: the decoder, then ``to_uint8`` (clamp, scale, round, cast: 4 passes)."""
     c = model.config
-    return model_work(model).decoder + Work(values=4 * c.image_channels * c.image_size ** 2)
+    return model_work(model).decoder + Work(values=4 * math.prod(c.image_shape))
 
 
 def encode_work(model) -> Work:
     """An encoded image: the encoder, then tanh, sign and the int8 cast (3 passes over the latent)."""
     c = model.config
-    return model_work(model).encoder + Work(values=3 * c.latent_channels * c.latent_size ** 2)
+    return model_work(model).encoder + Work(values=3 * math.prod(c.latent_shape))
 
 
 def decode_seconds_per_image(model) -> float:
@@ -307,9 +307,9 @@ def decode_step(count: int, model, sec_per_image: float | None = None) -> Step:
     """Decoding ``count`` latents into uint8 images (and one float32 batch)
     (:func:`fscert.autoencoder.decode_batched`); ``sec_per_image`` overrides the model of its time."""
     c = model.config
-    img = c.image_channels * c.image_size * c.image_size
+    img = math.prod(c.image_shape)
     sec = count * sec_per_image if sec_per_image is not None else forward_seconds(decode_work(model), count)
-    return Step(f"decode {count:,} images of {c.image_channels}×{c.image_size}×{c.image_size}",
+    return Step(f"decode {count:,} images of {'×'.join(map(str, c.image_shape))}",
                 int(count) * img + 256 * img * 4, sec)
 
 
@@ -329,8 +329,8 @@ def sampling_step(bank, n: int, q: float) -> Step:
 def encode_step(count: int, model) -> Step:
     """Encoding ``count`` images (already in memory) into int8 latents (:func:`fscert.autoencoder.encode_batched`)."""
     c = model.config
-    cells = c.latent_channels * c.latent_size * c.latent_size
-    img = c.image_channels * c.image_size * c.image_size
+    cells = math.prod(c.latent_shape)
+    img = math.prod(c.image_shape)
     return Step(f"encode {count:,} images", int(count) * cells + 256 * img * 4 * 4,
                 forward_seconds(encode_work(model), count))
 
@@ -391,7 +391,7 @@ def training_step(n_images: int, model, batch_size: int, epochs: int = 0, decode
     time from :func:`training_seconds` (the decoder epochs evaluate, as phase 2 of ``train``
     does, when ``what`` is ``"train"``; a fine-tune does not)."""
     c = model.config
-    img = c.image_channels * c.image_size * c.image_size * 4
+    img = math.prod(c.image_shape) * 4
     params = sum(p.numel() for p in model.parameters()) * 4
     sec = training_seconds(n_images, model, batch_size, epochs, decoder_epochs, decoder_eval=what == "train")
     mem = n_images * img + 4 * params + batch_size * img * 16           # images, weights and Adam, one batch

@@ -201,7 +201,7 @@ def add_search_verdict(cert, latents: np.ndarray, counts: np.ndarray | None, mod
         if r.best_latent is not None:
             best[t] = r.best_latent
     c_cfg = model.config
-    best_img = np.zeros((s, c_cfg.image_channels, c_cfg.image_size, c_cfg.image_size), np.uint8)
+    best_img = np.zeros((s, *c_cfg.image_shape), np.uint8)
     if has_best.any():
         best_img[has_best] = res.images_of(best[has_best])
     cert.extra.update(

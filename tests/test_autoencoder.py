@@ -9,7 +9,19 @@ import torch
 from fscert.autoencoder import AEConfig, LocalAutoencoder, decode_batched, load_model, save_model
 from fscert.errors import FscertError
 
-CASES = [(8, 3, False), (8, 1, False), (8, 5, False), (16, 3, False), (32, 3, False), (8, 3, True), (16, 5, True)]
+#: (image H×W, latent h×w, R, transition): the paper's 32×32 grids, then any size with integer
+#: pixel blocks: 28×28 (MedMNIST) with 7×7 and 14×14 cells, 64×64, 25×25 with 5×5-px cells,
+#: rectangular images and grids, and blocks that are not square (4×2 px)
+CASES = [((32, 32), (8, 8), 3, False), ((32, 32), (8, 8), 1, False), ((32, 32), (8, 8), 5, False),
+         ((32, 32), (16, 16), 3, False), ((32, 32), (32, 32), 3, False), ((32, 32), (8, 8), 3, True),
+         ((32, 32), (16, 16), 5, True),
+         ((28, 28), (7, 7), 3, False), ((28, 28), (14, 14), 3, True), ((64, 64), (8, 8), 3, False),
+         ((64, 64), (16, 16), 3, True), ((25, 25), (5, 5), 3, False), ((32, 64), (8, 16), 3, False),
+         ((28, 32), (7, 16), 3, True), ((24, 40), (6, 10), 5, False), ((20, 12), (5, 6), 3, False)]
+
+
+def _config(image, latent, **kw) -> AEConfig:
+    return AEConfig(image_size=image[0], image_width=image[1], latent_size=latent[0], latent_width=latent[1], **kw)
 
 
 def changed_cells(model, z, y, x, ch):
@@ -17,26 +29,51 @@ def changed_cells(model, z, y, x, ch):
     z2[:, ch, y, x] *= -1
     with torch.no_grad():
         d = (model.decode_raw(z2) - model.decode_raw(z)).abs()[0].amax(0)      # H×W, before clamping
-    p = model.config.patch_size
-    return d.reshape(d.shape[0] // p, p, d.shape[1] // p, p).amax((1, 3)) > 0   # changed per latent cell
+    ph, pw = model.config.patch_hw
+    return d.reshape(d.shape[0] // ph, ph, d.shape[1] // pw, pw).amax((1, 3)) > 0   # changed per latent cell
 
 
-@pytest.mark.parametrize("latent,r,transition", CASES)
-def test_flipping_one_cell_changes_only_its_footprint(latent, r, transition):
+@pytest.mark.parametrize("image,latent,r,transition", CASES)
+def test_flipping_one_cell_changes_only_its_footprint(image, latent, r, transition):
     torch.manual_seed(0)
-    cfg = AEConfig(latent_size=latent, latent_channels=3, receptive_field=r, hidden=16, transition=transition)
+    cfg = _config(image, latent, latent_channels=3, receptive_field=r, hidden=16, transition=transition)
     model = LocalAutoencoder(cfg).eval()
-    z = torch.where(torch.rand(1, 3, latent, latent) > 0.5, 1.0, -1.0)
+    h, w = latent
+    z = torch.where(torch.rand(1, 3, h, w) > 0.5, 1.0, -1.0)
+    assert model.encode(torch.rand(2, 1, *image)).shape == (2, 3, h, w)
+    assert model.decode(z).shape == (1, 1, *image)
     rng = np.random.default_rng(0)
-    for y, x in [(0, 0), (latent - 1, latent - 1), (latent // 2, latent // 3)] + [tuple(rng.integers(0, latent, 2)) for _ in range(3)]:
+    cells = [(0, 0), (h - 1, w - 1), (h // 2, w // 3), (0, w - 1), (h - 1, 0)]
+    for y, x in cells + [(int(rng.integers(0, h)), int(rng.integers(0, w))) for _ in range(3)]:
         changed = changed_cells(model, z, y, x, ch=int(rng.integers(0, 3))).numpy()
         yy, xx = np.nonzero(changed)
         k = r // 2
         # nothing outside the R×R footprint changes...
         assert (np.abs(yy - y) <= k).all() and (np.abs(xx - x) <= k).all()
         # ...and the footprint is really used (random weights make every cell sensitive)
-        expect = (min(y + k, latent - 1) - max(y - k, 0) + 1) * (min(x + k, latent - 1) - max(x - k, 0) + 1)
+        expect = (min(y + k, h - 1) - max(y - k, 0) + 1) * (min(x + k, w - 1) - max(x - k, 0) + 1)
         assert changed.sum() == expect
+
+
+@pytest.mark.parametrize("latent,layers", [(8, [(4, 2, 1), (4, 2, 1)]), (16, [(4, 2, 1), (3, 1, 1)]),
+                                           (32, [(3, 1, 1), (3, 1, 1)])])
+def test_square_32_encoder_is_tab_1_to_4(latent, layers):
+    """At 32×32 the generalised encoder is exactly Tab. 1–4's (kernel, stride, padding) per layer."""
+    enc = LocalAutoencoder(AEConfig(latent_size=latent)).encoder.net
+    convs = [m for m in enc if isinstance(m, torch.nn.Conv2d)][:2]
+    assert [(c.kernel_size, c.stride, c.padding) for c in convs] == [((k, k), (s, s), (p, p)) for k, s, p in layers]
+
+
+def test_depth_to_space_is_pixel_shuffle_order():
+    """The rectangular depth-to-space puts channel c·ph·pw + i·pw + j at pixel (i, j) of the block."""
+    from fscert.autoencoder import depth_to_space
+
+    y = torch.arange(2 * 3 * 6 * 2 * 5, dtype=torch.float32).view(2, 3 * 6, 2, 5)    # C = 3, ph = 2, pw = 3
+    out = depth_to_space(y, 2, 3)
+    for c, i, j, yy, xx in [(0, 0, 0, 0, 0), (2, 1, 2, 1, 4), (1, 0, 1, 1, 3)]:
+        assert out[1, c, yy * 2 + i, xx * 3 + j] == y[1, c * 6 + i * 3 + j, yy, xx]
+    sq = torch.rand(1, 8, 3, 3)
+    assert torch.equal(depth_to_space(sq, 2, 2), torch.nn.functional.pixel_shuffle(sq, 2))
 
 
 def test_encode_is_pm_one_and_decode_in_unit_range():
@@ -92,7 +129,9 @@ def test_not_a_model_files(tmp_path):
 
 
 def test_bad_configs_refused():
-    for kw in ({"receptive_field": 2}, {"latent_size": 4}, {"latent_size": 32, "transition": True}):
+    for kw in ({"receptive_field": 2}, {"latent_size": 5}, {"latent_size": 32, "transition": True},
+               {"image_size": 28, "latent_size": 8}, {"image_width": 30, "latent_width": 8}, {"image_size": 0},
+               {"image_size": 25, "latent_size": 5, "transition": True}, {"latent_width": -2}):
         with pytest.raises(FscertError):
             AEConfig(**kw).validate()
 
