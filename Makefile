@@ -19,7 +19,7 @@ $(STAMP): $(BIN)/python pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/fscert certify mnist --out runs/demo --force
+	$(BIN)/fscert certify mnist --pad --out runs/demo --force
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

@@ -7,9 +7,9 @@ from fscert.certify import CertifyConfig, run_certify, summary_lines
 from fscert.cluster import client_for
 from fscert.data import SPLITS
 
-from .common import (KAPPA, TAU, Console, FloatRange, IntRange, batch_size_option, cluster_options, force_option, gamma_option,
-                     json_option, limit_option, lr_option, max_memory_option, out_option, quiet_option, seed_option,
-                     split_option, write_json)
+from .common import (KAPPA, TAU, Console, FloatRange, IntRange, batch_size_option, cluster_options, fit_options,
+                     force_option, gamma_option, json_option, latent_grid_option, limit_option, lr_option, make_fit,
+                     max_memory_option, out_option, quiet_option, seed_option, split_option, write_json)
 
 #: the job's defaults: the components' own, with the certify preset (fscert.certify)
 J = CertifyConfig()
@@ -21,7 +21,8 @@ J = CertifyConfig()
 @split_option(J.split)
 @limit_option("Train on (and audit against) the first N images of DATA.", default=J.n_train,
               hidden_aliases=("--n-train",))
-@click.option("--latent-size", type=click.Choice([8, 16, 32]), default=J.latent_size, show_default=True)
+@latent_grid_option()
+@fit_options()
 @click.option("--channels", "-M", "latent_channels", type=IntRange(1, 16), default=J.latent_channels,
               show_default=True, help="Latent channels M.")
 @click.option("--receptive-field", "-R", type=IntRange(1, 15), default=J.receptive_field, show_default=True)
@@ -68,15 +69,19 @@ J = CertifyConfig()
 @force_option("an existing output folder")
 @json_option("the summary (as OUT/summary.json)")
 @quiet_option()
-def certify(data, out, force, resume, json_out, quiet, limit, max_memory, scheduler, workers, **options):
+def certify(data, out, force, resume, json_out, quiet, limit, max_memory, scheduler, workers, pad, resize, latent_hw,
+            **options):
     """Certify an FS-LAR generator trained on DATA, end to end.
 
     train → encode → draw → fine-tune → enumerate → audit → report. Defaults are the paper's
-    certifiable setting (64 MNIST images, 1×8×8 latent, 10 trials). Writes OUT/cert.h5, the
+    certifiable setting (64 MNIST images, one latent channel, 4×4-pixel cells, 10 trials);
+    images keep their stored size (MNIST: 28×28, a 7×7 latent) unless --pad (the paper's
+    32×32 canvas, an 8×8 latent) or --resize is given. Writes OUT/cert.h5, the
     models, the latents, OUT/audit.json, OUT/summary.json and the HTML report OUT/report/.
     """
     con = Console(quiet, json_out)
-    job = CertifyConfig(data=data, n_train=limit, max_memory_gib=max_memory, **options)
+    job = CertifyConfig(data=data, n_train=limit, max_memory_gib=max_memory, fit=make_fit(pad, resize),
+                        latent_hw=latent_hw, **options)
     with client_for(scheduler, workers) as client:
         res = run_certify(job, out, force=force, progress=con.progress, resume=resume, client=client)
     for line in summary_lines(res.summary):

@@ -311,6 +311,54 @@ def max_memory_option(what: str):
                              "[default: ¾ of the machine's memory].")
 
 
+class LatentGrid(click.ParamType):
+    """``h`` or ``hxw`` (also ``h×w``): the latent grid, as (h, w)."""
+
+    name = "grid"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, tuple):
+            return value
+        parts = str(value).lower().replace("×", "x").split("x")
+        try:
+            hw = tuple(int(p) for p in parts)
+        except ValueError:
+            hw = ()
+        if len(hw) == 1:
+            hw = (hw[0], hw[0])
+        if len(hw) != 2 or min(hw) < 1:
+            self.fail(f"{value!r} is not a latent grid: give h (square) or hxw, positive integers", param, ctx)
+        return hw
+
+
+def latent_grid_option():
+    """``--latent-size h|hxw``: the latent grid; default: 4×4-pixel cells (8×8 at 32×32, 7×7 at 28×28)."""
+    return click.option("--latent-size", "latent_hw", type=LatentGrid(), default=None, metavar="h|hxw",
+                        help="Latent grid h×w; it must divide the image into equal blocks (Tab. 2–4 at 32×32: 8, 16, "
+                             "32) [default: 4×4-pixel cells: 8 at 32×32, 7 at 28×28, 16 at 64×64].")
+
+
+def fit_options():
+    """``--pad`` / ``--resize H W``: how images reach the model's size (:class:`fscert.fit.Fit`);
+    the command gets ``fit``."""
+    def deco(f):
+        f = click.option("--resize", nargs=2, type=IntRange(min=1), default=None, metavar="H W",
+                         help="Resize the images (bilinear, antialiased) to H×W; every output then compares at "
+                              "H×W and says so.")(f)
+        return click.option("--pad", is_flag=True, default=False,
+                            help="Zero-pad each side to the next multiple of 32 (28×28 → 32×32: the paper's MNIST "
+                                 "set-up); images are still compared at their stored size. Default: the stored "
+                                 "size, neither padded nor resized.")(f)
+    return deco
+
+
+def make_fit(pad: bool, resize) -> "object":
+    """The :class:`fscert.fit.Fit` of ``--pad`` / ``--resize`` (one error line when both)."""
+    from fscert.fit import Fit
+
+    return Fit(pad=bool(pad), resize=tuple(resize) if resize else None).validate()
+
+
 def cluster_options(what: str):
     """``--scheduler ADDRESS`` / ``--workers N``: run ``what`` on a Dask cluster
     (:func:`fscert.cluster.client_for`); the results are those of a single process."""

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import click
 
-from fscert.data import load_images
+from fscert.data import load_dataset
+from fscert.fit import onto
 from fscert.fileio import check_output_path
 from fscert.nfig import NFIGConfig, load_labels, load_nfig, sample_nfig, save_nfig, train_nfig, write_samples
 from fscert.sample import SampleConfig
@@ -36,7 +37,7 @@ def nfig() -> None:
 @click.option("--order", type=click.Choice(ORDERS), default=NFIGConfig.order, show_default=True,
               help="Residual order: NFIG's frequency bands, or VAR's plain next-scale residuals (ablation).")
 @limit_option()
-@split_option(param_default(load_images, "split"))
+@split_option(param_default(load_dataset, "split"))
 @click.option("--unconditional", is_flag=True, help="Ignore labels stored with the data (one class).")
 @seed_option(NFIGConfig.seed)
 @force_option("an existing output")
@@ -45,7 +46,11 @@ def train_cmd(data: str, out: str, epochs: int | None, vae_epochs: int | None, o
               split: str, unconditional: bool, seed: int, force: bool) -> None:
     """Train NFIG on DATA (default: the bundled mnist): FR-VAE, then the transformer."""
     out_p = check_output_path(out, force)
-    x = load_images(data, limit=limit, split=split)
+    ds = load_dataset(data, limit=limit, split=split)
+    fit = onto(ds.native_hw, (32, 32))                                # NFIG works at 32×32
+    x = fit.apply(ds.images)
+    if not fit.native:
+        echo_err(f"images: {fit.words(ds.native_hw)} (NFIG works at 32×32)")
     labels = None if unconditional else load_labels(data, len(x), split=split, limit=limit)
     kw: dict = {"order": order, "seed": seed, "in_channels": int(x.shape[1])}
     if labels is None:

@@ -10,9 +10,9 @@ from fscert.train import train_model
 from fscert.noise import NOISE_KINDS
 from fscert.training import TrainConfig
 
-from .common import (KAPPA, TAU, Console, FloatRange, IntRange, batch_size_option, force_option, json_option,
-                     limit_option, lr_option, max_memory_option, out_option, param_default, quiet_option,
-                     seed_option, split_option, write_json)
+from .common import (KAPPA, TAU, Console, FloatRange, IntRange, batch_size_option, fit_options, force_option,
+                     json_option, latent_grid_option, limit_option, lr_option, make_fit, max_memory_option, out_option,
+                     param_default, quiet_option, seed_option, split_option, write_json)
 
 
 @click.command(short_help="Train the local autoencoder on DATA (both phases).")
@@ -20,8 +20,8 @@ from .common import (KAPPA, TAU, Console, FloatRange, IntRange, batch_size_optio
 @out_option("Model file to write (.pt).")
 @split_option(param_default(load_images, "split"))
 @limit_option()
-@click.option("--latent-size", type=click.Choice([8, 16, 32]), default=AEConfig.latent_size, show_default=True,
-              help="Latent grid H = W (Tab. 2, 3, 4).")
+@latent_grid_option()
+@fit_options()
 @click.option("--channels", "-M", "latent_channels", type=IntRange(1, 16), default=AEConfig.latent_channels,
               show_default=True, help="Latent channels M (bits per cell).")
 @click.option("--receptive-field", "-R", type=IntRange(1, 15), default=AEConfig.receptive_field, show_default=True,
@@ -53,20 +53,23 @@ from .common import (KAPPA, TAU, Console, FloatRange, IntRange, batch_size_optio
 @force_option("an existing output")
 @json_option("the result (model, curves, images, seconds, last epoch's figures)")
 @quiet_option()
-def train(data, out, split, limit, latent_size, latent_channels, receptive_field, hidden, transition, tau, kappa,
+def train(data, out, split, limit, latent_hw, pad, resize, latent_channels, receptive_field, hidden, transition, tau, kappa,
           noise, beta0, epochs, finetune_epochs, batch_size, lr, seed, max_memory, resume, force, json_out, quiet):
     """Train the local autoencoder on DATA (phase 1, Eq. 2; phase 2, Eq. 4).
 
+    Images keep their stored size (28×28 MedMNIST: a 7×7 latent of 4×4-pixel cells) unless
+    --pad or --resize is given; the model is built for it and records how images were read.
     Writes the model (state dict + config), OUT.history.json with the per-epoch curves of
     Fig. 9 (MSE, PSNR, mean |latent|, binary rate) and OUT.history.png.
     """
     con = Console(quiet, json_out)
-    model = AEConfig(latent_size=latent_size, latent_channels=latent_channels, receptive_field=receptive_field,
-                     hidden=hidden, transition=transition)
+    model = AEConfig(latent_channels=latent_channels, receptive_field=receptive_field, hidden=hidden,
+                     transition=transition)
     training = TrainConfig(epochs=epochs, finetune_epochs=finetune_epochs, batch_size=batch_size, lr=lr, tau=tau,
                            kappa=kappa, noise=noise, beta0=beta0, seed=seed)
     res = train_model(data, out, model, training, split=split, limit=limit, force=force, progress=con.progress,
-                      max_memory=gib_to_bytes(max_memory), resume=resume)
+                      max_memory=gib_to_bytes(max_memory), resume=resume, fit=make_fit(pad, resize),
+                      latent_hw=latent_hw)
     last = res["history"][-1]
     con.result(f"trained on {res['n_images']} images in {res['seconds']:.1f} s: binarised PSNR {last['psnr']:.2f} dB, "
                f"binary rate {last.get('binary_rate', float('nan')):.3f}")

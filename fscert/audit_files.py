@@ -90,7 +90,7 @@ def check_outputs(json_path: str | None, csv_path: str | None, html_dir: str | N
 
 def _read(spec: str, limit: int | None, split: str | None, split_option: str) -> Dataset:
     """One set at its native size (:func:`fscert.data.load_dataset`), its notices logged at WARNING."""
-    ds = load_dataset(spec, limit=limit, split=split, native=True, split_option=split_option, warn=False)
+    ds = load_dataset(spec, limit=limit, split=split, split_option=split_option, warn=False)
     for line in ds.notes:
         logger.warning(line)
     return ds

@@ -55,6 +55,24 @@ class AEConfig:
     image_width: int | None = None   # W (None: = image_size)
     latent_width: int | None = None  # w (None: = latent_size)
 
+    @classmethod
+    def for_images(cls, image_shape: tuple[int, int, int], latent_hw: tuple[int, int] | None = None,
+                   base: "AEConfig | None" = None) -> "AEConfig":
+        """The config for images of C×H×W: ``base``'s other fields (M, R, hidden, transition),
+        the latent grid ``latent_hw`` or, when None, cells of 4×4 pixels (H/4 × W/4: the paper's
+        8×8 grid at 32×32, 7×7 at 28×28, 16×16 at 64×64). Validated."""
+        c, hh, ww = (int(v) for v in image_shape)
+        if latent_hw is None:
+            if hh % 4 or ww % 4:
+                raise FscertError(f"{hh}×{ww} images have no default latent grid (4×4-pixel cells need sides "
+                                  "divisible by 4): give the grid (--latent-size h or hxw, dividing the image), "
+                                  "or --pad / --resize H W")
+            latent_hw = (hh // 4, ww // 4)
+        h, w = (int(v) for v in latent_hw)
+        b = base if base is not None else cls()
+        return dataclasses.replace(b, image_channels=c, image_size=hh, image_width=None if ww == hh else ww,
+                                   latent_size=h, latent_width=None if w == h else w).validate()
+
     @property
     def image_hw(self) -> tuple[int, int]:
         """(H, W) of the images."""

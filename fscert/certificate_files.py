@@ -29,13 +29,14 @@ def _model(path: str | Path | None) -> Any:
     return load_model(path)
 
 
-def _training(spec: str | None, limit: int | None, split: str) -> tuple[Any, Any]:
-    """The training images on the model's canvas and their comparison geometry (or None, None)."""
+def _training(spec: str | None, limit: int | None, split: str, model, geometry: Any = None) -> tuple[Any, Any]:
+    """The training images on the model's canvas (as it was trained on them; without a model,
+    as the certificate's recorded ``geometry`` says) and their comparison geometry (or None, None)."""
     if spec is None:
         return None, None
-    from .geometry import load_compared
+    from .geometry import load_for_model
 
-    return load_compared(spec, limit=limit, split=split)
+    return load_for_model(spec, model, limit=limit, split=split, geometry=geometry)
 
 
 def enumerate_files(latents_path: str | Path, out: str | Path, cfg: EnumerateConfig, *,
@@ -65,7 +66,7 @@ def enumerate_files(latents_path: str | Path, out: str | Path, cfg: EnumerateCon
         cfg = replace(cfg, train_limit=int(E.attrs["limit"]))
     cfg.validate()
     model = _model(model_path)
-    train, geometry = _training(cfg.train, cfg.train_limit, cfg.train_split)
+    train, geometry = _training(cfg.train, cfg.train_limit, cfg.train_split, model)
     train_latents = read_latents(train_latents_path).latents if train_latents_path else None
     cert, digest = certify_to_file(Inputs(E, model, train, train_latents=train_latents, geometry=geometry), cfg,
                                    out, resume=resume, progress=progress, client=client)
@@ -113,7 +114,7 @@ def verify_files(cert_path: str | Path, *, model_path: str | Path | None = None,
     cfg = EnumerateConfig.from_json(attr_json(cert, "config", {}) or {})
     E = read_latents(latents_path) if latents_path else None
     model = _model(model_path)
-    train, geometry = _training(train_spec, cfg.train_limit, cfg.train_split)
+    train, geometry = _training(train_spec, cfg.train_limit, cfg.train_split, model, cert.attrs.get("geometry"))
     tz = read_latents(train_latents_path).latents if train_latents_path else None
     diffs = verify(cert, E, model, train, progress=progress, train_latents=tz, geometry=geometry)
     checked = ["content hash"] + (["latents"] if E is not None else []) + (["model"] if model is not None else []) \

@@ -27,6 +27,7 @@ from .enumerate import EnumerateConfig
 from .errors import FscertError
 from .fileio import atomic_path, remove_temporaries, replace_tree
 from .run_summary import make_summary, search_summary, summary_lines  # noqa: F401  (summary.json, printed lines)
+from .fit import Fit
 from .training import TrainConfig
 
 logger = logging.getLogger(__name__)
@@ -45,7 +46,7 @@ ENUMERATION_PRESET = {"rho": 4}
 #: each flat option of `fscert certify` (the CLI's names and the constructor's keywords) → the
 #: component fields it sets; reading it reads the first
 OPTION_FIELDS: dict[str, tuple[tuple[str, str], ...]] = {
-    **{f: (("model", f),) for f in ("latent_size", "latent_channels", "receptive_field", "hidden", "transition")},
+    **{f: (("model", f),) for f in ("latent_channels", "receptive_field", "hidden", "transition")},
     **{f: (("training", f),) for f in ("epochs", "finetune_epochs", "batch_size", "lr", "beta0")},
     "train_tau": (("training", "tau"),), "train_kappa": (("training", "kappa"),),
     "seed": (("training", "seed"), ("draws", "seed")),
@@ -78,12 +79,15 @@ class CertifyConfig:
     test_split: str
     test_limit: int | None
     max_memory_gib: float | None     # None: ¾ of the machine's memory
+    fit: Fit                         # how the images reach the model's size (native unless --pad / --resize)
+    latent_hw: tuple[int, int] | None  # the latent grid h×w (None: 4×4-pixel cells, AEConfig.for_images)
 
     def __init__(self, data: str = "mnist", split: str = "train", n_train: int = N_TRAIN, *,
                  model: AEConfig | None = None, training: TrainConfig | None = None, draws: DrawConfig | None = None,
                  enumeration: EnumerateConfig | None = None, draw_finetune_epochs: int = DRAW_FINETUNE_EPOCHS,
                  test: str | None = None, test_split: str = "test", test_limit: int | None = None,
-                 max_memory_gib: float | None = None, **options) -> None:
+                 max_memory_gib: float | None = None, fit: Fit | None = None,
+                 latent_hw: tuple[int, int] | None = None, **options) -> None:
         unknown = sorted(set(options) - set(OPTION_FIELDS))
         if unknown:
             raise TypeError(f"CertifyConfig got unexpected options: {', '.join(unknown)}")
@@ -95,6 +99,8 @@ class CertifyConfig:
         self.draw_finetune_epochs = draw_finetune_epochs
         self.test, self.test_split, self.test_limit = test, test_split, test_limit
         self.max_memory_gib = max_memory_gib
+        self.fit = (fit or Fit()).validate()
+        self.latent_hw = None if latent_hw is None else (int(latent_hw[0]), int(latent_hw[1]))
         for name, value in options.items():
             setattr(self, name, value)
 
@@ -115,11 +121,12 @@ class CertifyConfig:
         for part, field_name in fields:
             setattr(getattr(self, part), field_name, tuple(value) if field_name == "gammas" else value)
 
-    def components(self, image_channels: int, max_memory: int | None = None
+    def components(self, image_shape: tuple[int, int, int], max_memory: int | None = None
                    ) -> tuple[AEConfig, TrainConfig, DrawConfig, EnumerateConfig]:
-        """The validated configs of the stages for data with ``image_channels`` channels: the
+        """The validated configs of the stages for images of C×H×W (after the fit): the model
+        is built for that size (:meth:`AEConfig.for_images`, the grid ``latent_hw``); the
         enumeration compares with this job's training images (``data``, ``split``, ``n_train``)."""
-        mcfg = replace(self.model, image_channels=image_channels).validate()
+        mcfg = AEConfig.for_images(image_shape, self.latent_hw, self.model)
         tcfg = replace(self.training).validate()
         dcfg = replace(self.draws).validate()
         ccfg = replace(self.enumeration, train=str(self.data), train_limit=self.n_train, train_split=self.split,
@@ -197,7 +204,7 @@ def run_certify(job: CertifyConfig, out: str | Path, force: bool = False, progre
     ``max_images``) and the audit's nearest-neighbour searches (stage 6) run on its workers;
     every output is the same as without it (training, drawing and listing stay here).
     """
-    from .data import load_images
+    from .data import load_dataset, load_images
     from .hashing import sha256_array
     from .progress import LINES, heartbeat, is_terminal
 
@@ -205,16 +212,17 @@ def run_certify(job: CertifyConfig, out: str | Path, force: bool = False, progre
     if out.exists() and not force:
         raise FscertError(f"output folder {out} already exists (use --force to overwrite)")
     t0 = time.perf_counter()
-    x = load_images(job.data, limit=job.n_train, split=job.split)
+    ds = load_dataset(job.data, limit=job.n_train, split=job.split, fit=job.fit, warn=False)
+    x, native_hw = ds.images, ds.native_hw
     x_test = None
     if job.test is not None:
-        x_test = load_images(job.test, limit=job.test_limit, split=job.test_split)
+        x_test = load_images(job.test, limit=job.test_limit, split=job.test_split, fit=job.fit)
         if x_test.shape[1:] != x.shape[1:]:
             raise FscertError(f"held-out images (--test) are {'×'.join(map(str, x_test.shape[1:]))} after loading, "
                               f"training images {'×'.join(map(str, x.shape[1:]))}: they must have the same size and "
                               "channels")
     max_memory = None if job.max_memory_gib is None else int(job.max_memory_gib * 2**30)
-    mcfg, tcfg, dcfg, ccfg = job.components(x.shape[1], max_memory)
+    mcfg, tcfg, dcfg, ccfg = job.components(x.shape[1:], max_memory)
 
     work = partial_dir(out)
     key = job_key(job, sha256_array(x) + ("" if x_test is None else "+" + sha256_array(x_test)))
@@ -229,11 +237,13 @@ def run_certify(job: CertifyConfig, out: str | Path, force: bool = False, progre
         plan_training(x, mcfg, job).check(max_memory)
         work.mkdir(parents=True)
         (work / "job.json").write_text(key)
+    logger.info(f"images: {job.fit.words(native_hw)}; the model's latent grid "
+                f"{'×'.join(map(str, mcfg.latent_hw))} of {'×'.join(map(str, mcfg.patch_hw))}-pixel cells")
     if progress is True and not is_terminal():
         progress = LINES                       # lines, never bar redraws, in a log (fscert.progress)
     try:
         with heartbeat("certify", show=progress):   # a line after 30 s of silence, off a terminal
-            summary = _stages(job, x, x_test, mcfg, tcfg, dcfg, ccfg, work, out, progress, t0, client)
+            summary = _stages(job, x, x_test, mcfg, tcfg, dcfg, ccfg, work, out, progress, t0, client, native_hw)
         _stage_done(t0)
     except KeyboardInterrupt:
         logger.info(f"interrupted: finished stages are kept in {work}; rerun with --resume to continue")
@@ -249,7 +259,7 @@ def run_certify(job: CertifyConfig, out: str | Path, force: bool = False, progre
 
 
 def _stages(job: CertifyConfig, x: np.ndarray, x_test: np.ndarray | None, mcfg, tcfg, dcfg, ccfg, work: Path, out: Path,
-            progress: bool, t0: float, client=None) -> dict:
+            progress: bool, t0: float, client=None, native_hw: tuple[int, int] | None = None) -> dict:
     """The seven stages, each skipped when its files are already in ``work``."""
     from .audit import audit, report_json
     from .autoencoder import encode_batched, load_model, model_sha256, save_model
@@ -257,7 +267,7 @@ def _stages(job: CertifyConfig, x: np.ndarray, x_test: np.ndarray | None, mcfg, 
     from .enumerate import Inputs, certify
     from .empirical import draw_attrs, draw_samples
     from .enumeration import TooManyImages
-    from .geometry import Geometry, stored_hw
+    from .geometry import Geometry
     from .hashing import sha256_array
     from .latents import LatentSet, read_latents, write_latents
     from .report import build_report
@@ -275,7 +285,8 @@ def _stages(job: CertifyConfig, x: np.ndarray, x_test: np.ndarray | None, mcfg, 
         state = TrainState(work / "model.partial.pt", train_key(x, mcfg, tcfg))     # resumed with the run
         model, history = train(x, mcfg, tcfg, progress=progress, state=state)
         save_history(history, work / "model.pt", title=f"fscert certify: training on {job.data}")
-        save_model(model, work / "model.pt", extra={"data": str(job.data), "data_sha256": sha256_array(x)})
+        save_model(model, work / "model.pt", extra={"data": str(job.data), "data_sha256": sha256_array(x),
+                                                    "fit": job.fit.to_json()})
         state.path.unlink(missing_ok=True)
     model = load_model(work / "model.pt")
 
@@ -296,11 +307,13 @@ def _stages(job: CertifyConfig, x: np.ndarray, x_test: np.ndarray | None, mcfg, 
     if stage(4, f"fine-tune the decoder on {len(E.latents)} drawn latents", work / "model_ft.pt"):
         finetune_decoder(model, E.latents, x[E.source_index], epochs=job.draw_finetune_epochs,
                          batch_size=job.batch_size, lr=job.lr / 2, seed=job.seed, counts=E.counts, progress=progress)
-        save_model(model, work / "model_ft.pt", extra={"data": str(job.data), "empirical": "empirical.h5"})
+        save_model(model, work / "model_ft.pt", extra={"data": str(job.data), "empirical": "empirical.h5",
+                                                       "fit": job.fit.to_json()})
     model = load_model(work / "model_ft.pt")
 
     if stage(5, f"enumerate every reachable stitching (ρ = {job.rho})", work / "cert.h5"):
-        geometry = Geometry.for_stored(stored_hw(job.data, job.split), x.shape[2:])   # compare at the stored size
+        stored = native_hw if native_hw is not None else x.shape[2:]
+        geometry = Geometry.for_stored(stored, x.shape[2:], job.fit)      # compare at the stored size
         extra = {"tau": float(job.tau), "kappa": float(job.kappa), "mode": "empirical", "trials": int(job.trials)}
         if x_test is not None:
             from .baseline import heldout_baseline

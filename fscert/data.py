@@ -35,6 +35,7 @@ import numpy as np
 
 from . import array_files, readers
 from .errors import FscertError
+from .fit import Fit
 from .hashing import sha256_array
 from .readers import IMAGE_SUFFIXES, KINDS, SPLITS, NotAnImage  # noqa: F401  (re-exported)
 
@@ -50,7 +51,8 @@ SKIP_PHRASES = {"not an image": "files that are not images", "hidden": "hidden f
 class Dataset:
     """Images read from DATA, with where each one came from.
 
-    ``images``: float32 N×C×H×W in [0, 1] (native size, or padded/resized to ``size``).
+    ``images``: float32 N×C×H×W in [0, 1] (the stored size, or padded / resized as asked:
+    :class:`fscert.fit.Fit`).
     ``names``: per image, its POSIX path relative to the folder given (``pneumonia/im_10.png``),
     ``#<index>`` in an array file, ``NAME[z=3]`` / ``NAME[frame=2]`` / ``NAME[page=1]`` for an
     image of a volume, multi-frame DICOM or TIFF stack. ``order``: the order in plain words.
@@ -347,30 +349,16 @@ def to_nchw(raw: np.ndarray, source: str = "data") -> np.ndarray:
     return a
 
 
-def to_size(x_NCHW: np.ndarray, size: int = 32, source: str = "data") -> np.ndarray:
-    """28×28 → zero-pad to 32 (the paper's MNIST set-up); other sizes → bilinear resize with a warning."""
-    h, w = x_NCHW.shape[2:]
-    if (h, w) == (size, size):
-        return x_NCHW
-    if (h, w) == (28, 28) and size == 32:
-        return np.pad(x_NCHW, ((0, 0), (0, 0), (2, 2), (2, 2)))
-    warnings.warn(f"{source}: resizing {h}×{w} images to {size}×{size}", stacklevel=2)
-    import torch
-    import torch.nn.functional as F
-
-    t = F.interpolate(torch.from_numpy(x_NCHW), size=(size, size), mode="bilinear", align_corners=False, antialias=True)
-    return t.clamp_(0, 1).numpy()
-
-
 def load_dataset(spec: str | os.PathLike, limit: int | None = None, split: str | None = "train",
-                 size: int = 32, native: bool = False, *, split_option: str = "--split",
-                 warn: bool = True) -> Dataset:
+                 fit: Fit | None = None, *, split_option: str = "--split", warn: bool = True) -> Dataset:
     """Load DATA with its provenance (see the module docstring for the guarantees).
 
     ``limit`` keeps the first ``limit`` images in the stated order (a deterministic subset).
     ``split=None``: the choice must be unambiguous (an npz with several ``*_images`` arrays and
     no ``images`` is refused, naming ``split_option``). Each notice (skipped files, a common
     DICOM range) is in ``Dataset.notes`` and, with ``warn``, issued with :func:`warnings.warn`.
+    ``fit``: how the images are brought to the model's size (default: the stored size,
+    :class:`fscert.fit.Fit`).
     """
     if limit is not None and limit < 1:
         raise FscertError(f"--limit must be a positive number, got {limit}")
@@ -379,19 +367,20 @@ def load_dataset(spec: str | os.PathLike, limit: int | None = None, split: str |
         warnings.warn(line, stacklevel=2)
     x = to_nchw(loaded.array, source=str(spec))
     hw = (int(x.shape[2]), int(x.shape[3]))
-    if not native:
-        x = to_size(x, size, source=str(spec))
+    if fit is not None:
+        x = fit.apply(x)
     return Dataset(x, loaded.names, str(spec), loaded.order, loaded.labels, loaded.bit_depth,
                    {k: len(v) for k, v in loaded.skipped.items()}, hw, loaded.notes)
 
 
 def load_images(spec: str | os.PathLike, limit: int | None = None, split: str = "train",
-                size: int = 32, native: bool = False) -> np.ndarray:
-    """Load DATA as float32 N×C×size×size in [0, 1] (or N×C×H×W at the stored size if ``native``).
+                fit: Fit | None = None) -> np.ndarray:
+    """Load DATA as float32 N×C×H×W in [0, 1], at the stored size unless ``fit`` pads or resizes
+    (:class:`fscert.fit.Fit`).
 
     ``limit`` keeps the first ``limit`` images (a deterministic subset, in stored order).
     """
-    return load_dataset(spec, limit=limit, split=split, size=size, native=native).images
+    return load_dataset(spec, limit=limit, split=split, fit=fit).images
 
 
 def data_sha256(x: np.ndarray) -> str:

@@ -5,7 +5,7 @@ import json
 from dataclasses import asdict
 
 from .autoencoder import check_image_shape, encode_batched, load_model, model_sha256
-from .data import load_images
+from .geometry import load_for_model
 from .fileio import check_output_path
 from .hashing import sha256_array
 from .latents import write_latents
@@ -18,7 +18,7 @@ def encode_data(model_path, data, out, *, split: str = "train", limit: int | Non
     memory and time are estimated first (logged at INFO) and refused above ``max_memory`` bytes."""
     out = check_output_path(out, force)
     model = load_model(model_path)
-    x = load_images(data, limit=limit, split=split)
+    x, _ = load_for_model(data, model, limit=limit, split=split)        # as the model was trained
     check_image_shape(model.config, x.shape)
     Plan().add(encode_step(len(x), model)).check(max_memory)
     z = encode_batched(model, x, batch=batch)

@@ -11,7 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from .autoencoder import load_model, save_model
-from .data import data_sha256, load_images
+from .data import data_sha256
+from .geometry import load_for_model
 from .empirical import finetune_targets
 from .fileio import check_output_path
 from .latents import read_latents
@@ -36,7 +37,7 @@ def finetune_file(model_path: str | Path, empirical_path: str | Path, data: str,
     E = read_latents(empirical_path)
     if limit is None and "limit" in E.attrs:
         limit = int(E.attrs["limit"])
-    images = load_images(data, limit=limit, split=split)
+    images, _ = load_for_model(data, model, limit=limit, split=split)   # as the model was trained
     targets = finetune_targets(E.source_index, images, str(empirical_path))
     Plan().add(training_step(len(targets), model, cfg.batch_size, decoder_epochs=epochs, what="fine-tune")).check(
         max_memory)

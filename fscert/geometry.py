@@ -67,15 +67,17 @@ class Geometry:
         return cls(hw, hw, (0, 0), how, hw if how == "native" else None)
 
     @classmethod
-    def for_stored(cls, stored_hw: tuple[int, int], canvas_hw: tuple[int, int]) -> "Geometry":
-        """The geometry of images stored at ``stored_hw`` and put on the canvas by
-        :func:`fscert.data.to_size`: the stored pixels where they are kept as they are, else
+    def for_stored(cls, stored_hw: tuple[int, int], canvas_hw: tuple[int, int], fit=None) -> "Geometry":
+        """The geometry of images stored at ``stored_hw`` and put on the canvas by ``fit``
+        (:class:`fscert.fit.Fit`; None: the 28×28 → 32×32 padding of files written before fits
+        existed): the stored pixels where they are kept as they are (native, or padded), else
         the whole (resized) canvas."""
         s = (int(stored_hw[0]), int(stored_hw[1]))
         c = (int(canvas_hw[0]), int(canvas_hw[1]))
         if s == c:
             return cls(c, c, (0, 0), "native", s)
-        if s == PADDED_HW and c == (32, 32):
+        padded = fit.pad if fit is not None else (s == PADDED_HW and c == (32, 32))
+        if padded:
             return cls(s, c, ((c[0] - s[0]) // 2, (c[1] - s[1]) // 2), "native", s)
         return cls(c, c, (0, 0), "resized", s)
 
@@ -216,13 +218,35 @@ def stored_hw(spec: str | os.PathLike, split: str = "train") -> tuple[int, int]:
     the first image where the format allows)."""
     from .data import load_dataset
 
-    return tuple(load_dataset(spec, limit=1, split=split, native=True, warn=False).native_hw)
+    return tuple(load_dataset(spec, limit=1, split=split, warn=False).native_hw)
 
 
 def load_compared(spec: str | os.PathLike, limit: int | None = None, split: str = "train",
-                  size: int = 32) -> tuple[np.ndarray, Geometry]:
-    """DATA on the model's canvas (exactly :func:`fscert.data.load_images`) and its geometry."""
+                  fit=None) -> tuple[np.ndarray, Geometry]:
+    """DATA on the model's canvas (exactly :func:`fscert.data.load_images` with ``fit``) and its geometry."""
     from .data import load_dataset
 
-    ds = load_dataset(spec, limit=limit, split=split, size=size)
-    return ds.images, Geometry.for_stored(ds.native_hw, (size, size))
+    ds = load_dataset(spec, limit=limit, split=split, fit=fit)
+    return ds.images, Geometry.for_stored(ds.native_hw, ds.images.shape[2:], fit)
+
+
+def load_for_model(spec: str | os.PathLike, model, limit: int | None = None, split: str = "train",
+                   geometry: Any = None) -> tuple[np.ndarray, Geometry]:
+    """DATA as ``model`` was trained on it (its recorded fit, :func:`fscert.fit.for_model`) and
+    the geometry of comparing with it (the stored size where the pixels are kept). Without a
+    model, as a certificate's recorded ``geometry`` (JSON) says: padded where it compares a
+    region, resized to its canvas where it says resized, else native."""
+    from .data import load_dataset
+    from .fit import Fit, for_model
+
+    ds = load_dataset(spec, limit=limit, split=split)
+    if model is not None:
+        fit = for_model(model, ds.native_hw)
+    elif geometry is None:
+        fit = Fit()
+    else:
+        g = Geometry.from_json(geometry, ds.native_hw)
+        fit = (Fit() if g.canvas_hw == tuple(ds.native_hw) else Fit(pad=True) if g.how == "native"
+               else Fit(resize=g.canvas_hw))
+    x = fit.apply(ds.images)
+    return x, Geometry.for_stored(ds.native_hw, x.shape[2:], fit)

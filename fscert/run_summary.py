@@ -53,6 +53,11 @@ def make_summary(cert, z_train: np.ndarray, job: CertifyConfig, audit_res: dict 
          "verdict_scope": verdict_scope(cert.attrs),
          "verdict": statement(cert),
          "scope_words": {k: verdict_words(cert.attrs, g) for k, g in zip(gk, cert.gammas)}}
+    geo = attr_json(cert, "geometry", None)
+    stored = geo.get("stored_hw") if isinstance(geo, dict) else None
+    fit = getattr(job, "fit", None)
+    s["images"] = fit.words(tuple(stored)) if fit is not None and stored else None
+    s["latent_shape"] = "×".join(map(str, cert.latents.shape[1:]))
     if searched:
         s.update(search_summary(cert))
     if audit_res:
@@ -153,6 +158,8 @@ def summary_lines(s: dict, glossary: bool = True) -> list[str]:
     verdict = s.get("verdict")
     lines = statement_lines(verdict) if isinstance(verdict, dict) and "per_gamma" in verdict else []
     exact = s.get("verdict_scope", "complete") == "complete"
+    if s.get("images"):
+        lines.append(f"images: {s['images']}; latent M×h×w = {s['latent_shape']}")
     if exact or s["listed"]:
         lines.append(f"reachable images: {s['reachable']} (listed {s['listed']}; "
                      f"{s['training_latents_listed']} are training latents)")

@@ -346,5 +346,18 @@ class Survival:
         l0 = self.layout0
         q = _project(states, max(0, i - l0.slots + 1), i, layout.slots, l0.slots, layout.per_word,
                      layout.shape[0], l0.keep_masks[i], l0.n_words)
-        idx = _find_rows(st, q, l0.keep_masks[i]) if len(st) else np.full(len(q), -1, np.int64)
+        if not len(st):
+            idx = np.full(len(q), -1, np.int64)
+        elif l0.n_words == 1:          # one word: search in sorted order (cache-friendly on a large layer)
+            key = q[:, 0] & l0.keep_masks[i, 0]
+            order = np.argsort(key, kind="stable")
+            col = st[:, 0]
+            pos = np.searchsorted(col, key[order])
+            hit = np.zeros(len(q), bool)
+            ok = pos < len(col)
+            hit[ok] = col[pos[ok]] == key[order][ok]
+            idx = np.full(len(q), -1, np.int64)
+            idx[order[hit]] = pos[hit]
+        else:
+            idx = _find_rows(st, q, l0.keep_masks[i])
         return np.where(idx >= 0, s[np.maximum(idx, 0)] if len(s) else 0.0, 1.0)   # not found (never): bound 1

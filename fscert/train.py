@@ -13,6 +13,7 @@ import torch
 from .autoencoder import AEConfig, LocalAutoencoder, save_model
 from .data import load_images
 from .fileio import check_output_path
+from .fit import Fit
 from .hashing import sha256_array
 from .resources import Plan, training_step
 from .training import TrainConfig, TrainState, save_history, train, train_key
@@ -22,19 +23,24 @@ logger = logging.getLogger(__name__)
 
 def train_model(data, out, model: AEConfig | None = None, training: TrainConfig | None = None, *,
                 split: str = "train", limit: int | None = None, force: bool = False, progress: bool = True,
-                max_memory: int | None = None, resume: bool = False, checkpoint_seconds: float = 30.0) -> dict:
+                max_memory: int | None = None, resume: bool = False, checkpoint_seconds: float = 30.0,
+                fit: Fit | None = None, latent_hw: tuple[int, int] | None = None) -> dict:
     """Load DATA, train (both phases), save the model and its Fig. 9 curves next to it.
 
-    ``model`` (default :class:`AEConfig`; its image channels are set from DATA) and ``training``
-    (default :class:`TrainConfig`) are validated before training. The memory and time of
+    The images keep their stored size unless ``fit`` pads or resizes them (:mod:`fscert.fit`;
+    recorded in the model file, so that every later command reads images the same way). The
+    model is built for that size (:meth:`AEConfig.for_images`): ``model`` (default
+    :class:`AEConfig`) gives M, R, hidden and the transition; ``latent_hw`` the latent grid
+    (None: 4×4-pixel cells). ``training`` (default :class:`TrainConfig`) is validated before training. The memory and time of
     training are estimated first (logged at INFO, :mod:`fscert.resources`); above ``max_memory``
     bytes (default ¾ of the machine's memory) nothing is trained. The training state is saved to
     ``OUT.partial.pt`` every ``checkpoint_seconds``; after an interruption, ``resume=True``
     continues from it (same data and options) to the same weights (a resume that finds no state
     is a WARNING record, then training starts from the beginning)."""
     out = check_output_path(out, force)
-    x = load_images(data, limit=limit, split=split)
-    mcfg = replace(model if model is not None else AEConfig(), image_channels=x.shape[1])
+    fit = (fit or Fit()).validate()
+    x = load_images(data, limit=limit, split=split, fit=fit)
+    mcfg = AEConfig.for_images(x.shape[1:], latent_hw, model)
     tcfg = training if training is not None else TrainConfig()
     with torch.random.fork_rng():
         probe = LocalAutoencoder(mcfg.validate())
@@ -57,6 +63,7 @@ def train_model(data, out, model: AEConfig | None = None, training: TrainConfig 
         raise
     seconds = time.perf_counter() - t0
     extra = {"train": asdict(tcfg), "data": str(data), "data_sha256": sha256_array(x), "n_images": len(x),
+             "fit": fit.to_json(),
              "final": {k: v for k, v in (history[-1] if history else {}).items() if k != "seconds"}}  # no timings:
     # the same inputs and seed give the same model file, byte for byte
     jpath, ppath = save_history(history, out, title=f"fscert train {data}")

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from fscert.fit import Fit
 from fscert.certificate import attr_json, content_hash, latents_sha256, read_certificate
 from fscert.enumerate import EnumerateConfig, Inputs, certify
 from fscert.errors import FscertError
@@ -108,7 +109,7 @@ def test_with_model_metrics_and_determinism(setup, tmp_path):
     from fscert.latents import read_latents
 
     assert c1.attrs["model_sha256"] == sha256_state_dict(load_model(setup / "m.pt").state_dict())
-    assert c1.attrs["train_sha256"] == data_sha256(load_images("mnist", limit=N_TRAIN))
+    assert c1.attrs["train_sha256"] == data_sha256(load_images("mnist", limit=N_TRAIN, fit=Fit(pad=True)))
     E = read_latents(setup / "e.h5")
     assert c1.attrs["latents_sha256"] == latents_sha256(E.latents, E.counts)
     assert json.loads(c1.attrs["config"])["train_limit"] == N_TRAIN

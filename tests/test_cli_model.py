@@ -22,7 +22,8 @@ def trained(tmp_path_factory):
 
 def test_train_writes_model_curves_and_png(trained):
     m = load_model(trained / "m.pt")
-    assert (m.config.latent_size, m.config.latent_channels, m.config.receptive_field) == (8, 7, 3)
+    assert (m.config.latent_hw, m.config.latent_channels, m.config.receptive_field) == ((7, 7), 7, 3)   # native 28×28
+    assert m.config.image_hw == (28, 28) and json.loads(m.extra["fit"]) == {"pad": False, "resize": None}
     hist = json.loads((trained / "m.history.json").read_text())
     assert [h["phase"] for h in hist] == [1, 1, 2]
     assert {"mse", "psnr", "mean_abs_latent", "binary_rate"} <= set(hist[0])
@@ -35,7 +36,7 @@ def test_encode_writes_pm1_latents_with_provenance(trained):
     assert r.exit_code == 0, r.output
     with h5py.File(out) as f:
         z = f["latents"][()]
-        assert z.dtype == np.int8 and z.shape == (10, 7, 8, 8) and set(np.unique(z)) <= {-1, 1}
+        assert z.dtype == np.int8 and z.shape == (10, 7, 7, 7) and set(np.unique(z)) <= {-1, 1}
         assert len(f.attrs["model_sha256"]) == 64 and len(f.attrs["data_sha256"]) == 64
         assert json.loads(f.attrs["config"])["latent_channels"] == 7
 

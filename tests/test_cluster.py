@@ -187,7 +187,7 @@ def test_bundled_images_identical(client, query):
 def test_bad_arguments(client, train, query, tmp_path):
     with pytest.raises(ValueError, match="multiple of lcm"):
         nearest_sharded(query, train, client, shard_rows=100, chunk=CHUNK)
-    with pytest.raises(ValueError, match="1024 values, reference rows 12"):
+    with pytest.raises(ValueError, match="784 values, reference rows 12"):
         nearest_sharded(query, ArrayRows(np.ones((5, 3, 4))), client, shard_rows=CHUNK, chunk=CHUNK)
     with pytest.raises(FscertError, match="gone.npy") as e:       # raised on a worker, one line here
         nearest_sharded(query, FileRows(str(tmp_path / "gone.npy")), client, chunk=CHUNK)
@@ -341,7 +341,7 @@ def test_audit_on_two_workers_equals_the_single_process(tmp_path):
     from fscert.data import load_images
     from fscert_cli.main import cli
 
-    x = load_images("mnist", limit=700)[:, :, 2:30, 2:30]        # the stored 28×28 (load_images pads to 32)
+    x = load_images("mnist", limit=700)                          # the stored 28×28
     rng = np.random.default_rng(0)
     noisy = np.clip(x[:60] + rng.normal(0, 0.02, x[:60].shape), 0, 1)
     gen = (np.concatenate([noisy, x[600:700]]) * 255).round().astype(np.uint8)

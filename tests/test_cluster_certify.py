@@ -69,8 +69,8 @@ def test_sharded_near_copy_search_real_mnist(client):
     from fscert.latents import LatentSet
     from fscert.training import TrainConfig, train as train_model
 
-    x = load_images("mnist", limit=12)
-    model, _ = train_model(x, AEConfig(latent_channels=2, hidden=32), TrainConfig(epochs=20, finetune_epochs=3,
+    x = load_images("mnist", limit=12)                                   # native 28×28: a 7×7 latent
+    model, _ = train_model(x, AEConfig.for_images(x.shape[1:], base=AEConfig(latent_channels=2, hidden=32)), TrainConfig(epochs=20, finetune_epochs=3,
                                                                                  batch_size=12, seed=0),
                            progress=False)
     model.eval()

@@ -13,6 +13,9 @@ from PIL import Image
 
 from fscert.data import load_images, load_raw, resolve
 from fscert.errors import FscertError
+from fscert.fit import Fit
+
+PAD = Fit(pad=True)
 
 RNG = np.random.default_rng(0)
 U8 = RNG.integers(0, 256, (5, 28, 28), dtype=np.uint8)
@@ -22,27 +25,31 @@ def idx_bytes(a):
     return b"\x00\x00\x08\x03" + struct.pack(">III", *a.shape) + a.tobytes()
 
 
-def check(x, n=5, c=1):
-    assert x.dtype == np.float32 and x.shape == (n, c, 32, 32)
+def check(x, n=5, c=1, hw=(32, 32)):
+    assert x.dtype == np.float32 and x.shape == (n, c, *hw)
     assert 0 <= x.min() and x.max() <= 1
 
 
 def test_bundled_sets():
     for name in ("mnist", "pneumoniamnist"):
-        x = load_images(name)
-        check(x, 1000)
-        assert (x[:, :, :2] == 0).all() and (x[:, :, :, -2:] == 0).all()   # 28 → 32 zero padding
+        x = load_images(name)                                             # the stored size by default
+        check(x, 1000, hw=(28, 28))
+        p = load_images(name, fit=PAD)
+        check(p, 1000)
+        assert (p[:, :, :2] == 0).all() and (p[:, :, :, -2:] == 0).all()   # --pad: 28 → 32 zero padding
+        assert np.array_equal(p[:, :, 2:30, 2:30], x)
     assert resolve("mnist").name == "mnist.npz"
 
 
 def test_npz_images_and_medmnist_splits(tmp_path):
     np.savez(tmp_path / "a.npz", images=U8)
-    x = load_images(tmp_path / "a.npz")
+    x = load_images(tmp_path / "a.npz", fit=PAD)
     check(x)
     assert np.allclose(x[:, 0, 2:30, 2:30], U8 / 255.0)
+    assert np.array_equal(load_images(tmp_path / "a.npz"), x[:, :, 2:30, 2:30])
     np.savez(tmp_path / "m.npz", train_images=U8, val_images=U8[:2], test_images=U8[:3])
-    check(load_images(tmp_path / "m.npz", split="val"), 2)
-    check(load_images(tmp_path / "m.npz", split="test"), 3)
+    check(load_images(tmp_path / "m.npz", split="val"), 2, hw=(28, 28))
+    check(load_images(tmp_path / "m.npz", split="test"), 3, hw=(28, 28))
     with pytest.raises(FscertError, match="split"):
         load_images(tmp_path / "m.npz", split="bogus")
 
@@ -50,7 +57,7 @@ def test_npz_images_and_medmnist_splits(tmp_path):
 def test_hdf5_idx_gz_raw_cifar_folder(tmp_path):
     with h5py.File(tmp_path / "a.h5", "w") as f:
         f["images"] = U8
-    check(load_images(tmp_path / "a.h5"))
+    check(load_images(tmp_path / "a.h5"), hw=(28, 28))
     (tmp_path / "x.idx").write_bytes(idx_bytes(U8))
     (tmp_path / "x.gz").write_bytes(gzip.compress(idx_bytes(U8)))
     assert np.array_equal(load_raw(tmp_path / "x.idx"), U8)
@@ -78,13 +85,21 @@ def test_layouts_and_float_input(tmp_path, layout):
     assert x.shape == (3, 1 if layout in ("NHW", "NHWC1") else 3, 32, 32)
 
 
-def test_other_sizes_resized_with_warning_and_native_kept(tmp_path):
-    np.save(tmp_path / "a.npy", RNG.integers(0, 256, (2, 64, 64), dtype=np.uint8))
-    with pytest.warns(UserWarning, match="resizing"):
-        check(load_images(tmp_path / "a.npy"), 2)
+def test_stored_size_kept_unless_padded_or_resized(tmp_path):
+    """Any size is read as stored, without a warning; --pad and --resize only on request."""
+    np.save(tmp_path / "a.npy", RNG.integers(0, 256, (2, 64, 48), dtype=np.uint8))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert load_images(tmp_path / "a.npy", native=True).shape == (2, 1, 64, 64)
+        assert load_images(tmp_path / "a.npy").shape == (2, 1, 64, 48)
+    check(load_images(tmp_path / "a.npy", fit=Fit(resize=(32, 32))), 2)
+    assert load_images(tmp_path / "a.npy", fit=PAD).shape == (2, 1, 64, 64)      # 48 → the next multiple of 32
+    np.save(tmp_path / "b.npy", RNG.integers(0, 256, (2, 25, 25), dtype=np.uint8))
+    b = load_images(tmp_path / "b.npy", fit=PAD)
+    assert b.shape == (2, 1, 32, 32) and np.array_equal(b[:, :, 3:28, 3:28], load_images(tmp_path / "b.npy"))
+    with pytest.raises(FscertError, match="not both"):
+        load_images(tmp_path / "a.npy", fit=Fit(pad=True, resize=(32, 32)))
+    with pytest.raises(FscertError, match="two positive"):
+        load_images(tmp_path / "a.npy", fit=Fit(resize=(0, 32)))
 
 
 def test_limit_is_deterministic_prefix():

@@ -23,6 +23,7 @@ from fscert.data import load_images
 from fscert.empirical import DrawConfig
 from fscert.encode import encode_data
 from fscert.enumerate import EnumerateConfig
+from fscert.fit import Fit
 from fscert.nfig import NFIGConfig, sample_nfig
 from fscert.sample import SampleConfig
 from fscert.training import TrainConfig
@@ -53,8 +54,8 @@ SPLIT = param(load_images, "split")
 #: (command, parameter name) → the library default it stands for
 SOURCES: dict[tuple[str, str], tuple[str, Callable[[], Any]]] = {
     # train: the autoencoder's shape and the two-phase training
-    **{("train", n): field(AEConfig, n) for n in ("latent_size", "latent_channels", "receptive_field", "hidden",
-                                                  "transition")},
+    **{("train", n): field(AEConfig, n) for n in ("latent_channels", "receptive_field", "hidden", "transition")},
+    ("train", "pad"): field(Fit, "pad"),
     **{("train", n): field(TrainConfig, n) for n in ("tau", "kappa", "noise", "beta0", "epochs", "finetune_epochs",
                                                      "batch_size", "lr", "seed")},
     ("train", "split"): SPLIT,
@@ -82,6 +83,7 @@ SOURCES: dict[tuple[str, str], tuple[str, Callable[[], Any]]] = {
     **{("certify", n): job(n) for n in (*OPTION_FIELDS, "data", "split", "draw_finetune_epochs", "test",
                                         "test_split", "test_limit")},
     ("certify", "limit"): job("n_train"),
+    ("certify", "pad"): field(Fit, "pad"),
     ("report", "split"): SPLIT,
     ("nfig train", "order"): field(NFIGConfig, "order"),
     ("nfig train", "seed"): field(NFIGConfig, "seed"),
@@ -157,9 +159,12 @@ def test_certify_composes_the_components_with_its_preset_only():
     assert _changed(j.enumeration, EnumerateConfig()) == {k: v for k, v in ENUMERATION_PRESET.items()
                                                           if getattr(EnumerateConfig(), k) != v}
     assert (j.n_train, j.draw_finetune_epochs) == (N_TRAIN, DRAW_FINETUNE_EPOCHS)
-    # the demo's settings (README: `make demo`): 64 images, 1×8×8 latent, hidden 256, 600 + 100 epochs,
-    # 10 trials at τ = 1.1, κ = 0.5, 150 fine-tune epochs, ρ = 4, γ = 25 and 30 dB, seed 0
-    assert (j.n_train, j.latent_channels, j.latent_size, j.hidden, j.epochs, j.finetune_epochs, j.trials, j.tau,
+    # the demo's settings (README: `make demo`, with --pad): 64 images, one latent channel on 4×4-pixel
+    # cells (1×8×8 at 32×32), hidden 256, 600 + 100 epochs, 10 trials at τ = 1.1, κ = 0.5, 150 fine-tune
+    # epochs, ρ = 4, γ = 25 and 30 dB, seed 0
+    assert j.latent_hw is None and j.fit == Fit()
+    assert AEConfig.for_images((1, 32, 32), j.latent_hw, j.model).latent_hw == (8, 8)
+    assert (j.n_train, j.latent_channels, 8, j.hidden, j.epochs, j.finetune_epochs, j.trials, j.tau,
             j.kappa, j.draw_finetune_epochs, j.rho, j.gammas, j.seed) == \
         (64, 1, 8, 256, 600, 100, 10, 1.1, 0.5, 150, 4, (25.0, 30.0), 0)
 
@@ -170,8 +175,9 @@ def test_certify_flat_options_set_the_component_fields():
     assert (j.training.tau, j.draws.tau) == (0.5, 1.2) and j.enumeration.gammas == (20, 30.0)
     j.trials = 3
     assert j.draws.trials == 3 and j.trials == 3 and j.enumeration.rho == 2
-    m, t, d, e = j.components(image_channels=3, max_memory=2**30)
+    m, t, d, e = j.components((3, 32, 32), max_memory=2**30)
     assert m.image_channels == 3 and j.model.image_channels == 1             # the job itself is unchanged
+    assert CertifyConfig(latent_hw=(7, 14)).components((1, 28, 28))[0].latent_hw == (7, 14)
     assert (e.train, e.train_limit, e.train_split, e.max_memory) == ("mnist", 64, "train", 2**30)
     assert j.enumeration.train is None and d == j.draws and t == j.training
     with pytest.raises(TypeError, match="unexpected options: nope"):

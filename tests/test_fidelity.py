@@ -20,6 +20,7 @@ from fscert.enumerate import EnumerateConfig, Inputs, certify, verify
 from fscert.enumeration import enumerate_reachable
 from fscert.errors import FscertError
 from fscert.fidelity import QUANTILES, RULE, fidelity_record, quantile
+from fscert.fit import Fit
 from fscert.geometry import load_compared
 from fscert.latents import LatentSet
 from fscert.metrics import pairwise_psnr
@@ -45,7 +46,7 @@ def case():
     zt = base[[0, 1, 2, 2, 3, 4]]
     trials = [np.where(rng.random(zt.shape) < 0.01, -zt, zt) for _ in range(2)]
     E = LatentSet(np.concatenate([zt] + trials), attrs={"source_latents_sha256": latents_sha256(zt)})
-    x, geom = load_compared("mnist", limit=6)
+    x, geom = load_compared("mnist", limit=6, fit=Fit(pad=True))     # the padded canvas, compared at 28×28
     return _model(), E, zt, x, geom
 
 

@@ -15,7 +15,10 @@ import torch
 from fscert.autoencoder import AEConfig, LocalAutoencoder
 from fscert.enumerate import EnumerateConfig, Inputs, certify
 from fscert.errors import FscertError
+from fscert.fit import Fit
 from fscert.geometry import Geometry, Targets, load_compared, paired_psnr, stored_hw
+
+PAD = Fit(pad=True)
 from fscert.latents import LatentSet
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -64,16 +67,17 @@ def test_crop_and_psnr_equal_numpy():
 def test_load_compared_is_load_images_with_its_geometry():
     from fscert.data import load_images
 
-    x, g = load_compared("mnist", limit=5)
-    assert np.array_equal(x, load_images("mnist", limit=5))
+    x, g = load_compared("mnist", limit=5)                               # native: the whole 28×28 image
+    assert np.array_equal(x, load_images("mnist", limit=5)) and g == Geometry.whole((28, 28), "native")
+    x, g = load_compared("mnist", limit=5, fit=PAD)                      # --pad: the stored 28×28 region
+    assert np.array_equal(x, load_images("mnist", limit=5, fit=PAD))
     assert g == Geometry.for_stored((28, 28), (32, 32)) and stored_hw("mnist") == (28, 28)
-    assert np.array_equal(g.crop(x), load_images("mnist", limit=5, native=True))
+    assert np.array_equal(g.crop(x), load_images("mnist", limit=5))
 
 
 def test_other_sizes_are_compared_on_the_canvas_and_say_so(tmp_path):
     np.save(tmp_path / "x.npy", (np.arange(3 * 20 * 20) % 256).astype(np.uint8).reshape(3, 20, 20))
-    with pytest.warns(UserWarning, match="resizing"):
-        x, g = load_compared(tmp_path / "x.npy")
+    x, g = load_compared(tmp_path / "x.npy", fit=Fit(resize=(32, 32)))
     assert x.shape == (3, 1, 32, 32) and g.how == "resized" and g.whole_canvas and g.stored_hw == (20, 20)
     assert json.loads(g.to_json())["stored_hw"] == [20, 20] and "resized" in g.words
     assert np.array_equal(g.crop(x), x)
@@ -87,7 +91,7 @@ def listed():
     rng = np.random.default_rng(0)
     base = rng.choice(np.array([-1, 1], np.int8), size=(3, 1, 8, 8))
     z = np.concatenate([base, np.where(rng.random((6, 1, 8, 8)) < 0.03, -1, 1).astype(np.int8) * base.repeat(2, 0)])
-    x, geom = load_compared("mnist", limit=12)
+    x, geom = load_compared("mnist", limit=12, fit=PAD)                 # the padded canvas, compared at 28×28
     cfg = EnumerateConfig(rho=2, gammas=(10.0, 13.3))
     native = certify(Inputs(LatentSet(z), model, x, geometry=geom), cfg)
     canvas = certify(Inputs(LatentSet(z), model, x), cfg)
@@ -102,7 +106,7 @@ def test_certify_and_audit_agree(listed):
     from fscert.data import load_images
 
     model, x, geom, cert, _ = listed
-    train_native = load_images("mnist", limit=12, native=True)          # what `fscert audit` loads
+    train_native = load_images("mnist", limit=12)          # what `fscert audit` loads
     gen = geom.crop(cert.images).astype(np.float32) / 255.0
     res = audit(train_native, gen, gammas=(10.0, 13.3))
     pi = res["per_image"]

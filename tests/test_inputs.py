@@ -89,7 +89,7 @@ def test_grayscale_8_and_16_bit_read_exactly(tmp_path, xrays, fmt):
             tifffile.imwrite(d / f"{i}.tif", a16 if fmt == "tif16" else a, photometric="minisblack")
     if fmt.startswith("png16"):
         assert (d / "0.png").read_bytes()[24] == 16                    # IHDR: really 16 bits
-    ds = load_dataset(d, native=True)
+    ds = load_dataset(d)
     assert ds.images.dtype == np.float32 and ds.images.shape == (6, 1, 28, 28)
     assert np.array_equal(ds.images[:, 0], ref8(xrays))               # bit-identical, not merely close
     assert ds.bit_depth == (16 if "16" in fmt else 8)
@@ -105,7 +105,7 @@ def test_rgb_8_and_16_bit_read_exactly(tmp_path, xrays, fmt):
             Image.fromarray(rgb).save(d / f"{i}.png")
         else:
             tifffile.imwrite(d / f"{i}.tif", rgb.astype(np.uint16) * 257 if fmt == "tif16" else rgb, photometric="rgb")
-    x = load_images(d, native=True)
+    x = load_images(d)
     assert x.shape == (6, 3, 28, 28)
     assert np.array_equal(x, ref8(colour(xrays)).transpose(0, 3, 1, 2))
 
@@ -123,7 +123,7 @@ def test_16_bit_colour_png_refused_not_truncated(tmp_path, xrays, ctype):
 def test_alpha_read_only_when_opaque(tmp_path, xrays):
     rgba = np.concatenate([colour(xrays[0]), np.full((28, 28, 1), 255, np.uint8)], axis=-1)
     Image.fromarray(rgba).save(tmp_path / "a.png")
-    assert np.array_equal(load_images(tmp_path / "a.png", native=True)[0], ref8(colour(xrays[0])).transpose(2, 0, 1))
+    assert np.array_equal(load_images(tmp_path / "a.png")[0], ref8(colour(xrays[0])).transpose(2, 0, 1))
     rgba[3, 4, 3] = 0
     Image.fromarray(rgba).save(tmp_path / "t.png")
     with pytest.raises(FscertError, match="transparent"):
@@ -132,15 +132,15 @@ def test_alpha_read_only_when_opaque(tmp_path, xrays):
 
 def test_tiff_stack_float_and_miniswhite(tmp_path, xrays):
     tifffile.imwrite(tmp_path / "stack.tif", xrays, photometric="minisblack")
-    ds = load_dataset(tmp_path / "stack.tif", native=True)
+    ds = load_dataset(tmp_path / "stack.tif")
     assert np.array_equal(ds.images[:, 0], ref8(xrays))
     assert ds.names == [f"stack.tif[page={i}]" for i in range(6)] and ds.order == "stored order of the file"
     f = xrays[0].astype(np.float32) / 255
     tifffile.imwrite(tmp_path / "f.tif", f)
-    x = load_dataset(tmp_path / "f.tif", native=True)
+    x = load_dataset(tmp_path / "f.tif")
     assert np.array_equal(x.images[0, 0], f) and x.bit_depth is None
     tifffile.imwrite(tmp_path / "w.tif", 255 - xrays[0], photometric="miniswhite")
-    assert np.array_equal(load_images(tmp_path / "w.tif", native=True)[0, 0], ref8(xrays[0]))
+    assert np.array_equal(load_images(tmp_path / "w.tif")[0, 0], ref8(xrays[0]))
     tifffile.imwrite(tmp_path / "big.tif", np.full((4, 4), 2.0, np.float32))
     with pytest.raises(FscertError, match=r"\[0, 1\]"):
         load_images(tmp_path / "big.tif")
@@ -151,7 +151,7 @@ def test_tiff_stack_float_and_miniswhite(tmp_path, xrays):
 
 def test_uint16_arrays_scaled_by_65535(tmp_path, xrays):
     np.save(tmp_path / "a.npy", xrays.astype(np.uint16) * 257)
-    ds = load_dataset(tmp_path / "a.npy", native=True)
+    ds = load_dataset(tmp_path / "a.npy")
     assert np.array_equal(ds.images[:, 0], ref8(xrays)) and ds.bit_depth == 16
     assert ds.names == [f"#{i}" for i in range(6)] and ds.order == "stored order of the array"
 
@@ -175,7 +175,7 @@ def expected_dicom(path: Path) -> np.ndarray:
 def test_pydicom_samples_rescaled_and_inverted(name):
     path = sample(name)
     raw = pydicom.dcmread(path)
-    ds = load_dataset(path, native=True)
+    ds = load_dataset(path)
     assert np.array_equal(ds.images[0, 0], expected_dicom(path))
     assert ds.bit_depth == raw.BitsStored and ds.native_hw == (raw.Rows, raw.Columns)
     if raw.PhotometricInterpretation == "MONOCHROME1":       # CR: the brightest stored value is the darkest pixel
@@ -185,9 +185,9 @@ def test_pydicom_samples_rescaled_and_inverted(name):
 
 
 def test_dicom_transfer_syntaxes_agree():
-    ref = load_images(sample("MR_small.dcm"), native=True)
+    ref = load_images(sample("MR_small.dcm"))
     for other in ("MR_small_bigendian.dcm", "MR_small_implicit.dcm", "MR_small_RLE.dcm"):
-        assert np.array_equal(load_images(sample(other), native=True), ref), other
+        assert np.array_equal(load_images(sample(other)), ref), other
 
 
 @pytest.mark.parametrize("name,match", [
@@ -232,16 +232,16 @@ def test_dicom_written_from_xrays_round_trips(tmp_path, xrays):
     d.mkdir()
     for i, a in enumerate(xrays):
         write_dicom(d / f"x{i}.dcm", a.astype(np.uint16) * 257)                   # 16 bits stored
-    ds = load_dataset(d, native=True)
+    ds = load_dataset(d)
     assert np.array_equal(ds.images[:, 0], ref8(xrays)) and ds.bit_depth == 16
     write_dicom(tmp_path / "m1.dcm", 255 - xrays[0], bits=8, photometric="MONOCHROME1")
-    assert np.array_equal(load_images(tmp_path / "m1.dcm", native=True)[0, 0], ref8(xrays[0]))
+    assert np.array_equal(load_images(tmp_path / "m1.dcm")[0, 0], ref8(xrays[0]))
     write_dicom(tmp_path / "multi.dcm", xrays.astype(np.uint16) * 257)
-    ds = load_dataset(tmp_path / "multi.dcm", native=True)
+    ds = load_dataset(tmp_path / "multi.dcm")
     assert np.array_equal(ds.images[:, 0], ref8(xrays))
     assert ds.names == [f"multi.dcm[frame={i}]" for i in range(6)]
     write_dicom(tmp_path / "neg.dcm", xrays[0], bits=8, RescaleSlope=-2, RescaleIntercept=7)
-    assert np.array_equal(load_images(tmp_path / "neg.dcm", native=True)[0, 0], ref8(255 - xrays[0]))
+    assert np.array_equal(load_images(tmp_path / "neg.dcm")[0, 0], ref8(255 - xrays[0]))
 
 
 def test_dicom_folder_without_suffixes_and_pixelless_files_counted(tmp_path):
@@ -253,7 +253,7 @@ def test_dicom_folder_without_suffixes_and_pixelless_files_counted(tmp_path):
     (d / "notes.txt").write_text("x")
     with warnings.catch_warnings():
         warnings.simplefilter("error")                                  # warn=False: the notes are only kept
-        ds = load_dataset(d, native=True, warn=False)
+        ds = load_dataset(d, warn=False)
     assert ds.names == ["6154", "6247", "6278"]
     assert ds.skipped == {"DICOM without pixel data": 1, "not an image": 1}
     assert any("skipped 1 files that are not images (notes.txt)" in line for line in ds.notes)
@@ -266,13 +266,13 @@ def test_dicom_folder_with_different_ranges_uses_one_range(tmp_path, xrays):
     d.mkdir()
     write_dicom(d / "a.dcm", xrays[0], bits=8)                          # 0..255
     write_dicom(d / "b.dcm", xrays[1], bits=8, RescaleIntercept=-100)   # -100..155
-    ds = load_dataset(d, native=True, warn=False)
+    ds = load_dataset(d, warn=False)
     x = ds.images
     lo, hi = -100.0, 255.0
     assert np.array_equal(x[0, 0], ((xrays[0] - lo) / (hi - lo)).astype(np.float32))
     assert np.array_equal(x[1, 0], ((xrays[1] - 100.0 - lo) / (hi - lo)).astype(np.float32))
     assert any("common range -100..255" in line for line in ds.notes)
-    assert np.array_equal(load_dataset(d, native=True, limit=1, warn=False).images, x[:1])   # a prefix
+    assert np.array_equal(load_dataset(d, limit=1, warn=False).images, x[:1])   # a prefix
 
 
 # --------------------------------------------------------------------------- NIfTI
@@ -282,11 +282,11 @@ def test_nifti_image_and_volume_slices(tmp_path, xrays):
     nib = pytest.importorskip("nibabel")
     vol = xrays.transpose(1, 2, 0)                                     # I×J×K: slice z = vol[:, :, z]
     nib.save(nib.Nifti1Image(vol, np.eye(4)), tmp_path / "vol.nii.gz")
-    ds = load_dataset(tmp_path / "vol.nii.gz", native=True)
+    ds = load_dataset(tmp_path / "vol.nii.gz")
     assert ds.names == [f"vol.nii.gz[z={z}]" for z in range(6)] and ds.bit_depth == 8
     assert np.array_equal(ds.images[:, 0], ref8(xrays))
     nib.save(nib.Nifti1Image(xrays[0].astype(np.float32) / 255, np.eye(4)), tmp_path / "one.nii")
-    assert np.array_equal(load_images(tmp_path / "one.nii", native=True)[0, 0], xrays[0].astype(np.float32) / 255)
+    assert np.array_equal(load_images(tmp_path / "one.nii")[0, 0], xrays[0].astype(np.float32) / 255)
     nib.save(nib.Nifti1Image(np.zeros((4, 4, 2, 3), np.uint8), np.eye(4)), tmp_path / "t.nii")
     with pytest.raises(FscertError, match="2-D image or the z-slices"):
         load_images(tmp_path / "t.nii")
@@ -301,7 +301,7 @@ def test_natural_order_stated_and_followed(tmp_path, xrays):
     order = ["im1.png", "im2.png", "im10.png", "im11.png", "im100.png", "im200.png"]
     for name, a in zip(reversed(order), xrays):                       # written in another order
         Image.fromarray(a).save(d / name)
-    ds = load_dataset(d, native=True)
+    ds = load_dataset(d)
     assert ds.names == order and ds.order == "natural sort of file paths (im2 before im10)"
     assert np.array_equal(ds.images[:, 0], ref8(xrays[::-1]))
     got = sorted(["b10", "a10/x", "a2/y1", "im2", "b9", "a2/x", "im02", "a2/y0"], key=natural_key)
@@ -316,7 +316,7 @@ def test_class_subfolders_labels_and_skipped_files(tmp_path, xrays):
     (d / "normal" / "meta.csv").write_text("a,b")
     (d / ".DS_Store").write_bytes(b"\x00")
     with pytest.warns(UserWarning) as caught:
-        ds = load_dataset(d, native=True)
+        ds = load_dataset(d)
     assert [str(w.message) for w in caught] == [f"{d}: skipped 1 hidden files or folders (.DS_Store)",
                                                 f"{d}: skipped 2 files that are not images (README.txt, normal/meta.csv)"]
     assert all(w.filename == __file__ for w in caught)                  # pointed at the caller
@@ -326,7 +326,7 @@ def test_class_subfolders_labels_and_skipped_files(tmp_path, xrays):
     assert ds.skipped == {"not an image": 2, "hidden": 1} and ds.bit_depth == 16
     assert np.array_equal(ds.images[:, 0], ref8(np.concatenate([xrays[3:], xrays[:3]])))
     assert ds.notes == [str(w.message) for w in caught]                 # the same notices, kept with the set
-    assert load_dataset(d / "normal", native=True, warn=False).labels is None
+    assert load_dataset(d / "normal", warn=False).labels is None
 
 
 def test_folder_refusals(tmp_path, xrays):
@@ -349,7 +349,7 @@ def test_folder_refusals(tmp_path, xrays):
 
 def test_gray_stored_as_rgb_in_a_grayscale_folder(tmp_path, xrays):
     write_folder(tmp_path / "g", [xrays[0], np.repeat(xrays[1][..., None], 3, axis=-1)])
-    x = load_images(tmp_path / "g", native=True)
+    x = load_images(tmp_path / "g")
     assert x.shape == (2, 1, 28, 28) and np.array_equal(x[:, 0], ref8(xrays[:2]))
     write_folder(tmp_path / "c", [xrays[0], colour(xrays[1])])
     with pytest.raises(FscertError, match="im1.png is colour, im0.png is grayscale"):
@@ -358,8 +358,8 @@ def test_gray_stored_as_rgb_in_a_grayscale_folder(tmp_path, xrays):
 
 def test_folder_limit_is_a_prefix(tmp_path, xrays):
     write_folder(tmp_path / "f", xrays)
-    full = load_dataset(tmp_path / "f", native=True)
-    part = load_dataset(tmp_path / "f", native=True, limit=4)
+    full = load_dataset(tmp_path / "f")
+    part = load_dataset(tmp_path / "f", limit=4)
     assert np.array_equal(part.images, full.images[:4]) and part.names == full.names[:4]
 
 
@@ -399,8 +399,8 @@ def test_single_png_is_a_dataset_of_one(tmp_path, xrays):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         ds = load_dataset(tmp_path / "one.png")
-    assert ds.names == ["one.png"] and ds.native_hw == (28, 28) and ds.images.shape == (1, 1, 32, 32)
-    assert np.array_equal(ds.images[0, 0, 2:30, 2:30], ref8(xrays[0]))
+    assert ds.names == ["one.png"] and ds.native_hw == (28, 28) and ds.images.shape == (1, 1, 28, 28)
+    assert np.array_equal(ds.images[0, 0], ref8(xrays[0]))
 
 
 @pytest.mark.parametrize("name", ["a.png", "a.jpg", "a.tif", "a.dcm", "a.nii"])
@@ -425,7 +425,7 @@ def test_damaged_image_files_give_one_line(tmp_path, xrays, name):
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                x = load_images(tmp_path / name, native=True)
+                x = load_images(tmp_path / name)
         except FscertError as e:
             assert "\n" not in str(e) and str(tmp_path / name) in str(e)
             continue

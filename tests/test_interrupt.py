@@ -30,6 +30,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from fscert.fit import Fit
 from fscert.errors import Terminated, install_signal_handlers
 
 from fscert.fileio import atomic_dir, atomic_path, remove_temporaries, replace_tree
@@ -367,7 +368,7 @@ def test_resume_from_a_checkpoint_cut_short_starts_again(work, cut, monkeypatch)
     model = LocalAutoencoder(AEConfig(latent_channels=1, hidden=8))              # small and few latents: fast
     E = read_latents(work / "e.h5")
     inputs = Inputs(type(E)(E.latents[:12], E.counts[:12], E.source_index[:12], E.attrs), model,
-                    load_images("mnist", limit=N_TRAIN))
+                    load_images("mnist", limit=N_TRAIN, fit=Fit(pad=True)))
     cfg = EnumerateConfig(rho=2, train="mnist", train_limit=N_TRAIN, batch=1)
     ref = certify(inputs, cfg)
     real, rows = fscert.blocks.decode_canonical, []

@@ -156,8 +156,8 @@ def test_real_latents_equal_brute_force():
     from fscert.latents import LatentSet
     from fscert.training import TrainConfig, train as train_model
 
-    x = load_images("mnist", limit=6)
-    model, _ = train_model(x, AEConfig(latent_channels=2, hidden=32), TrainConfig(epochs=40, finetune_epochs=5,
+    x = load_images("mnist", limit=6)                                    # native 28×28: a 7×7 latent
+    model, _ = train_model(x, AEConfig.for_images(x.shape[1:], base=AEConfig(latent_channels=2, hidden=32)), TrainConfig(epochs=40, finetune_epochs=5,
                                                                                  batch_size=6, seed=0),
                            progress=False)
     model.eval()

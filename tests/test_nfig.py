@@ -9,6 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from fscert.fit import Fit
 from fscert.errors import FscertError
 from fscert.nfig import (NFIGConfig, band_edges, band_masks, block_causal_mask, compose, decompose,
                          load_nfig, sample_nfig, save_nfig, train_nfig)
@@ -32,7 +33,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 def tiny_images(n: int = 8) -> np.ndarray:
     from fscert.data import load_images
 
-    return load_images("mnist", limit=n)
+    return load_images("mnist", limit=n, fit=Fit(pad=True))
 
 
 @pytest.fixture(scope="module")

@@ -30,7 +30,7 @@ def test_outputs_exist_and_agree(run):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["listed"] == len(cert.latents) == cert.reachable_count == int(summary["reachable"])
     assert np.isclose(cert.prob.sum(), 1.0)
-    assert cert.images.shape == (len(cert.latents), 1, 32, 32) and cert.flags.shape[1] == 2
+    assert cert.images.shape == (len(cert.latents), 1, 28, 28) and cert.flags.shape[1] == 2       # native MNIST
     assert summary["memorization_mass"] == attr_json(cert, "memorization_mass")
     assert summary["training_latents_listed"] >= 1           # every training latent is reachable
     assert f"report: {out / 'report' / 'index.html'}" in output

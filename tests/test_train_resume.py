@@ -9,6 +9,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from fscert.fit import Fit
 from fscert.autoencoder import AEConfig
 from fscert.data import load_images
 from fscert.training import TrainConfig, TrainState, train, train_key
@@ -22,7 +23,7 @@ TCFG = TrainConfig(epochs=4, finetune_epochs=3, batch_size=8, eval_points=100)
 
 @pytest.fixture(scope="module")
 def x():
-    return load_images("mnist", limit=24)
+    return load_images("mnist", limit=24, fit=Fit(pad=True))
 
 
 @pytest.fixture(scope="module")

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 import fscert.training
+from fscert.fit import Fit
 from fscert.autoencoder import AEConfig, LocalAutoencoder
 from fscert.data import load_images
 from fscert.training import TrainConfig, beta_schedule, tau_schedule, train
@@ -27,7 +28,7 @@ MCFG = AEConfig(latent_channels=1, latent_size=8, hidden=16)
 
 @pytest.fixture(scope="module")
 def x_NCHW():
-    return load_images("mnist", limit=16)
+    return load_images("mnist", limit=16, fit=Fit(pad=True))
 
 
 class Recorder:

@@ -61,7 +61,6 @@ from __future__ import annotations
 import contextlib
 import importlib
 import math
-import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,7 +70,8 @@ import h5py
 import numpy as np
 import torch
 
-from ..data import resolve, to_nchw, to_size
+from ..data import resolve, to_nchw
+from ..fit import Fit
 from ..errors import FscertError
 from .nearest import CANDIDATES, GEN_BATCH, TRAIN_CHUNK, Nearest, Rows, approx_sqdist, exact_sqdist, rank_candidates
 
@@ -98,8 +98,8 @@ class FileRows:
     bytes, or a bundled dataset name (``mnist``). ``key``: the npz array or HDF5 dataset;
     default ``images``, else an npz's only array. ``limit``: use only the first ``limit``
     rows. ``images``: rows become what :func:`fscert.data.load_images` gives (float32 N×C×H×W
-    in [0, 1], padded or resized to ``size``, or native with ``size=None``), row-wise the same
-    operations, so the shards are slices of ``load_images(path, limit)``; otherwise rows are
+    in [0, 1], at the stored size or padded / resized by ``fit``), row-wise the same
+    operations, so the shards are slices of ``load_images(path, limit, fit=fit)``; otherwise rows are
     as stored. Every worker must see ``path``.
     """
 
@@ -107,7 +107,7 @@ class FileRows:
     key: str | None = None
     limit: int | None = None
     images: bool = False
-    size: int | None = 32
+    fit: Fit | None = None
 
     def _kind(self, p: Path) -> str:
         try:
@@ -175,11 +175,7 @@ class FileRows:
         if not self.images:
             return a
         x = to_nchw(a, source=self.path)
-        if self.size is not None:
-            with warnings.catch_warnings():  # the resize notice is the client's to give, once
-                warnings.simplefilter("ignore", UserWarning)
-                x = to_size(x, self.size, source=self.path)
-        return x
+        return x if self.fit is None else self.fit.apply(x)
 
 
 class ArrayRows:
