@@ -1,12 +1,13 @@
 """Where images are compared: the comparison geometry of a certificate (issue 12, item 4).
 
-The model always works on its square canvas (32×32, paper Tab. 1–4); 28×28 images are
-zero-padded onto it (:func:`fscert.data.to_size`). Comparing on the whole canvas would add
-the padded border, where training images are 0 and a good decoder outputs ≈ 0: that border
-inflates every PSNR (measured on ``make demo``: +1.16 dB) and makes the certificate disagree
-with ``fscert audit`` on the same images. So a certificate compares images **at their stored
-size**: only the *compared region* of the canvas, the rectangle of ``compared_hw`` pixels at
-``offset``, enters the squared error, and PSNR (peak 1) is
+The model works on its canvas: the images' stored size by default (the canvas is then the
+image), or a padded or resized canvas on request (:mod:`fscert.fit`: ``--pad`` zero-pads
+28×28 onto 32×32 as the paper does, ``--resize H W``). Comparing on the whole of a padded
+canvas would add the border, where training images are 0 and a good decoder outputs ≈ 0:
+that border inflates every PSNR (measured on ``make demo``: +1.16 dB) and makes the
+certificate disagree with ``fscert audit`` on the same images. So a certificate compares
+images **at their stored size**: only the *compared region* of the canvas, the rectangle of
+``compared_hw`` pixels at ``offset``, enters the squared error, and PSNR (peak 1) is
 
     PSNR(a, b) = 10·log10(D / Σ_{region} (a − b)²),   D = C·h·w values of the region,
 
@@ -14,10 +15,10 @@ i.e. 10·log10(1/MSE) over the stored pixels only (paper Eq. 9's PSNR, at the st
 
 How the region is chosen (``how``):
 
-* ``native`` — the stored size fits the canvas: 28×28 at offset (2, 2), or the whole canvas
-  for 32×32 images;
-* ``resized`` — any other stored size was resized onto the canvas (with a warning); there is
-  no stored-size grid to compare on, so images are compared on the whole canvas, and the
+* ``native`` — the stored pixels are on the canvas as they are: the whole canvas (the
+  default), or the stored region of a padded canvas (28×28 at offset (2, 2) of 32×32);
+* ``resized`` — the images were resized onto the canvas (``--resize``); there is no
+  stored-size grid to compare on, so images are compared on the whole canvas, and the
   certificate says so;
 * ``canvas`` — the stored size is not known: a library call given canvas-sized arrays only,
   or a certificate written before fscert recorded its geometry (read as the old padded
