@@ -212,10 +212,12 @@ def psnr_histogram(gen_psnr: np.ndarray, test_psnr: np.ndarray | None) -> dict:
 
 
 def _set_stats(rows: np.ndarray, t_rows: np.ndarray, gs: list[float], cfg: AuditConfig,
-               client=None) -> tuple[dict, dict]:
+               client=None, t_source=None) -> tuple[dict, dict]:
     """Every per-set statistic of ``rows`` against the training rows, and its per-image arrays.
     With a Dask ``client`` the two searches against the training set run sharded on its workers
-    (:func:`fscert.metrics.sharded.nearest_sharded`: the same result, bit for bit)."""
+    (:func:`fscert.metrics.sharded.nearest_sharded`: the same result, bit for bit); with
+    ``t_source`` (a :class:`~fscert.metrics.sharded.FileRows` holding exactly ``t_rows``) each
+    worker reads its training shard from the file itself."""
     n = rows.shape[0]
     search = None
     if client is None:
@@ -223,10 +225,12 @@ def _set_stats(rows: np.ndarray, t_rows: np.ndarray, gs: list[float], cfg: Audit
     else:
         from .metrics.sharded import nearest_sharded       # imports dask: only with a cluster
 
-        nn = nearest_sharded(rows, t_rows, client, batch=cfg.batch, chunk=cfg.chunk)
+        ref_rows = t_source if t_source is not None else t_rows
+        nn = nearest_sharded(rows, ref_rows, client, batch=cfg.batch, chunk=cfg.chunk)
 
         def search(query, ref, exclude):
-            return nearest_sharded(query, ref, client, batch=cfg.batch, exclude=exclude)
+            return nearest_sharded(query, ref_rows if t_source is not None else ref, client, batch=cfg.batch,
+                                   exclude=exclude)
     psnr = nn.psnr_N
     per: dict = {"index": np.arange(n), "nearest_train": nn.idx_N, "psnr": psnr}
     uir, mg_r, ms_r, counts = {}, {}, {}, {}
@@ -255,7 +259,7 @@ def _set_stats(rows: np.ndarray, t_rows: np.ndarray, gs: list[float], cfg: Audit
 
 def audit(train_NCHW, gen_NCHW, gammas=DEFAULT_GAMMAS, features=None, test_NCHW=None,
           test_features=None, config: AuditConfig | None = None, max_memory: int | None = None,
-          client=None) -> dict:
+          client=None, train_source=None) -> dict:
     """Audit ``gen_NCHW`` against ``train_NCHW`` (float32 in [0, 1], or any rows).
 
     Each image argument is an array or a :class:`fscert.data.Dataset` (names and order kept).
@@ -272,6 +276,11 @@ def audit(train_NCHW, gen_NCHW, gammas=DEFAULT_GAMMAS, features=None, test_NCHW=
 
     Before the search, its memory and time are estimated (logged at INFO, :mod:`fscert.resources`); above
     ``max_memory`` bytes (default ¾ of the machine's memory) the audit refuses.
+    
+    ``client``: a Dask client; the searches against the training set then run on its workers
+    (the same result). ``train_source``: a :class:`~fscert.metrics.sharded.FileRows` holding
+    exactly the training rows, which each worker then reads its shard from
+    (:func:`fscert.metrics.sharded.file_rows_for`); pixel space only.
     """
     from .audit_verdict import glossary_used, peer_words, verdict
 
@@ -307,8 +316,9 @@ def audit(train_NCHW, gen_NCHW, gammas=DEFAULT_GAMMAS, features=None, test_NCHW=
     held = [train, gen] + ([test] if test is not None else []) + ([t_rows, g_rows] if features is not None else [])
     plan_audit(g_rows.shape[0], t_rows.shape[0], int(np.prod(t_rows.shape[1:])), len(gs), held,
                n_test=0 if p_rows is None else p_rows.shape[0]).check(max_memory)
-    gstats, per_image = _set_stats(g_rows, t_rows, gs, cfg, client)
-    bstats, base_per = _set_stats(p_rows, t_rows, gs, cfg, client) if p_rows is not None else (None, None)
+    src = train_source if features is None else None          # the workers read pixel rows, not features
+    gstats, per_image = _set_stats(g_rows, t_rows, gs, cfg, client, src)
+    bstats, base_per = _set_stats(p_rows, t_rows, gs, cfg, client, src) if p_rows is not None else (None, None)
     ct = _peer_ct(t_rows, p_rows, g_rows, cfg)
 
     params = {

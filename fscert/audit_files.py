@@ -122,8 +122,15 @@ def audit_files(files: AuditFiles, config: AuditConfig | None = None, gammas=DEF
             test.images = match_channels(test.images, train.images, str(files.test))
     tfeat = load_features(files.test_features, files.test_limit, "test")
     cfg = replace(config or AuditConfig(), extra=files.provenance())
+    source = None
+    if client is not None and feats is None:          # workers read their training shards from the file
+        from .metrics.sharded import file_rows_for
+
+        source = file_rows_for(files.train, files.limit, files.split, train.images)
+        logger.info("the Dask workers read their training shards from " + str(files.train) if source is not None
+                    else "the training images are sent to the Dask workers (they cannot read them from the file)")
     result = audit(train, gen, gammas, features=feats, test_NCHW=test, test_features=tfeat, config=cfg,
-                   max_memory=max_memory, client=client)
+                   max_memory=max_memory, client=client, train_source=source)
     if csv_path:
         with atomic_path(csv_path) as tmp:
             write_csv(tmp, result, "generated")

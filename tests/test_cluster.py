@@ -355,3 +355,24 @@ def test_audit_on_two_workers_equals_the_single_process(tmp_path):
         outs[name] = ((tmp_path / f"{name}.json").read_bytes(), (tmp_path / f"{name}.csv").read_bytes())
     assert outs["single"] == outs["cluster"]
     assert b'"near_copies"' in outs["single"][0]
+
+
+def test_file_rows_for_lets_workers_read_the_training_file(tmp_path):
+    """The audit hands the workers a FileRows only where they read exactly the loaded rows:
+    bundled sets and array files (MedMNIST splits included); not folders, not other rows."""
+    from PIL import Image
+
+    from fscert.metrics.sharded import file_rows_for
+
+    x = load_images("mnist", limit=300)
+    src = file_rows_for("mnist", 300, "train", x)
+    assert src is not None and src.count() == 300 and src.rows(0, 300).tobytes() == x.tobytes()
+    u8 = (x[:, 0] * 255).round().astype(np.uint8)
+    np.savez(tmp_path / "m.npz", train_images=u8, test_images=u8[:5])
+    got = file_rows_for(str(tmp_path / "m.npz"), None, "test", load_images(tmp_path / "m.npz", split="test"))
+    assert got is not None and got.count() == 5
+    assert file_rows_for("mnist", 300, "train", x[::-1].copy()) is None          # other rows: never used
+    assert file_rows_for("mnist", 300, "train", x[:299]) is None
+    (tmp_path / "pngs").mkdir()
+    Image.fromarray(u8[0]).save(tmp_path / "pngs" / "a.png")
+    assert file_rows_for(str(tmp_path / "pngs"), None, "train", load_images(tmp_path / "pngs")) is None

@@ -178,6 +178,41 @@ class FileRows:
         return x if self.fit is None else self.fit.apply(x)
 
 
+#: rows compared by :func:`file_rows_for` before the workers are trusted to read the same rows
+CHECK_ROWS = 256
+
+
+def file_rows_for(spec: str, limit: int | None, split: str | None, images_NCHW: np.ndarray) -> "FileRows | None":
+    """A :class:`FileRows` that makes the workers read ``images_NCHW`` (what
+    :func:`fscert.data.load_dataset` read from ``spec``) themselves, or None where they cannot:
+    not a .npy / .npz / HDF5 file or a bundled name, or rows that differ. The row count and the
+    first :data:`CHECK_ROWS` rows are compared here byte for byte (an npz of MedMNIST splits is
+    read from its ``{split}_images`` array)."""
+    try:
+        p = resolve(spec)
+        if not p.is_file():
+            return None
+        with open(p, "rb") as f:
+            head = f.read(8)
+        if not any(head.startswith(m) for m in (_NPY_MAGIC, _ZIP_MAGIC, _HDF5_MAGIC)):
+            return None
+        key = None
+        if head.startswith(_ZIP_MAGIC) and split:
+            with zipfile.ZipFile(p) as z:
+                if f"{split}_images.npy" in z.namelist() and "images.npy" not in z.namelist():
+                    key = f"{split}_images"
+        src = FileRows(str(spec), key=key, limit=limit, images=True)
+        n = len(images_NCHW)
+        if src.count() != n:
+            return None
+        k = min(n, CHECK_ROWS)
+        if src.rows(0, k).tobytes() != np.ascontiguousarray(images_NCHW[:k]).tobytes():
+            return None
+        return src
+    except (FscertError, OSError, ValueError, KeyError, zipfile.BadZipFile):
+        return None
+
+
 class ArrayRows:
     """Training rows held in this process (numpy or torch, one row per image), scattered once."""
 
