@@ -80,3 +80,35 @@ def test_pad_and_resize_are_stated(tmp_path):
     assert r.exit_code != 0 and "not both" in r.output
     r = CliRunner().invoke(cli, ["certify", "mnist", "--out", str(tmp_path / "y"), "--latent-size", "8"])
     assert r.exit_code != 0 and "28×28 image does not split into a 8×8 grid" in r.output
+
+
+def test_rectangular_train_encode_sample_enumerate_report(tmp_path):
+    """Every command on 24×40 images with a 6×10 grid: the sampler (direct and network), the
+    draws, the enumeration and the report keep the rectangular shapes."""
+    import h5py
+
+    x = load_images("mnist", limit=20)[:, 0]
+    pairs = np.concatenate([x[0::2, 2:26, 4:24], x[1::2, 2:26, 4:24]], axis=2)
+    np.save(tmp_path / "rect.npy", (pairs * 255).round().astype(np.uint8))
+    d = tmp_path
+
+    def run(*args):
+        r = CliRunner().invoke(cli, [str(a) for a in args] + ["--quiet"])
+        assert r.exit_code == 0, r.output
+        return r.output
+
+    run("train", d / "rect.npy", "--out", d / "m.pt", "--latent-size", "6x10", "--epochs", 3, "--finetune-epochs",
+        1, "-M", 3)
+    run("encode", d / "m.pt", d / "rect.npy", "-o", d / "z.h5")
+    for s in ("direct", "network"):
+        run("sample", "--latents", d / "z.h5", "--model", d / "m.pt", "--strategy", s, "--rho", 1, "-n", 6,
+            "-o", d / f"s_{s}.h5")
+        with h5py.File(d / f"s_{s}.h5", "r") as f:
+            assert f["latents"].shape == (6, 3, 6, 10) and f["images"].shape == (6, 1, 24, 40)
+    run("draw", "--latents", d / "z.h5", "--trials", 3, "--out", d / "e.h5")
+    run("enumerate", "--latents", d / "e.h5", "--rho", 2, "--model", d / "m.pt", "--train", d / "rect.npy",
+        "--out", d / "c.h5")
+    cert = read_certificate(d / "c.h5")
+    assert cert.latents.shape[1:] == (3, 6, 10) and cert.images.shape[1:] == (1, 24, 40)
+    run("report", d / "c.h5", "--out", d / "rep", "--train", d / "rect.npy")
+    assert (d / "rep" / "index.html").is_file()
