@@ -31,6 +31,7 @@ import torch
 
 from fscert.autoencoder import AEConfig, LocalAutoencoder, decode_batched, encode_batched
 from fscert.data import load_images
+from fscert.fit import Fit
 from fscert.metrics.nearest import nearest_train
 from fscert.resources import (COSTS_FILE, FORWARD_BATCH, Costs, decode_work, encode_work, model_work,
                               parse_costs)
@@ -111,7 +112,7 @@ def measure_training() -> tuple[np.ndarray, np.ndarray, list[str]]:
     epochs 2–4 of 5 (the first one of a phase warms up or encodes, the last one evaluates)."""
     rows, secs, names = [], [], []
     for n, batch, hidden, size, ch in TRAIN_CONFIGS:
-        x = load_images("mnist", limit=n)
+        x = load_images("mnist", limit=n, fit=Fit(pad=True))          # the 32×32 canvas the configs assume
         cfg = AEConfig(latent_size=size, latent_channels=ch, hidden=hidden)
         stamps: list[tuple[int, int, float]] = []
         train(x, cfg, TrainConfig(epochs=5, finetune_epochs=5, batch_size=batch, eval_points=1), progress=False,

@@ -52,11 +52,12 @@ def train_mnist1000(d: Path) -> None:
     from fscert.autoencoder import AEConfig, encode_batched, save_model
     from fscert.data import load_images
     from fscert.empirical import DrawConfig, draw_samples
+    from fscert.fit import Fit
     from fscert.latents import LatentSet
     from fscert.training import TrainConfig, evaluate, finetune_decoder, train
 
     d.mkdir(parents=True, exist_ok=True)
-    x = load_images("mnist", limit=1000)
+    x = load_images("mnist", limit=1000, fit=Fit(pad=True))         # the 32×32 canvas, as measured so far
     t0 = time.perf_counter()
     model, _ = train(x, AEConfig(latent_channels=7, hidden=512), TrainConfig(epochs=EPOCHS[0], finetune_epochs=EPOCHS[1]),
                      progress=False)

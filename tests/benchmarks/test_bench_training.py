@@ -12,12 +12,13 @@ import torch
 
 from fscert.autoencoder import AEConfig, decode_batched
 from fscert.data import load_images
+from fscert.fit import Fit
 from fscert.training import TrainConfig, evaluate, train
 
 
 
 def test_default_training_quality_and_throughput():
-    x = load_images("mnist")
+    x = load_images("mnist", fit=Fit(pad=True))          # the 32×32 canvas (README figures); shapes: test_bench_shapes
     cfg = TrainConfig()
     t0 = time.perf_counter()
     model, history = train(x, AEConfig(image_channels=1), cfg, progress=False)
