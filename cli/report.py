@@ -7,6 +7,7 @@ import click
 
 from fscert.certificate import attr_json, read_certificate
 from fscert.data import load_images
+from fscert.geometry import load_for_model
 from fscert.errors import FscertError
 from fscert.report import build_report
 
@@ -41,7 +42,8 @@ def report(certificate: str, html_dir: str, train: str | None, split: str, limit
         if limit is None:
             cfg = attr_json(cert, "config", {})
             limit = cfg.get("train_limit") if isinstance(cfg, dict) else None
-        train_images = load_images(train, split=split, limit=limit)
+        # on the certificate's canvas: padded or resized as its recorded geometry says
+        train_images, _ = load_for_model(train, None, limit=limit, split=split, geometry=cert.attrs.get("geometry"))
     index = build_report(cert, html_dir, train_images=train_images, force=force, title=title,
                          progress=progress_enabled(), source=certificate)
     click.echo(str(index))

@@ -73,6 +73,9 @@ def test_pad_and_resize_are_stated(tmp_path):
     s = json.loads((out / "summary.json").read_text())
     assert s["images"].startswith("zero-padded from the stored 28×28 to 32×32") and s["latent_shape"] == "2×8×8"
     assert json.loads(read_certificate(out / "cert.h5").attrs["geometry"])["compared_hw"] == [28, 28]
+    r = CliRunner().invoke(cli, ["report", str(out / "cert.h5"), "--out", str(tmp_path / "rep"), "--train", "mnist",
+                                 "--quiet"])                      # the training images on the padded canvas
+    assert r.exit_code == 0, r.output
     out = _certify("mnist", tmp_path / "r", "--limit", 8, "--resize", 16, 16)
     s = json.loads((out / "summary.json").read_text())
     assert s["images"].startswith("resized (bilinear) from the stored 28×28 to 16×16") and s["latent_shape"] == "2×4×4"

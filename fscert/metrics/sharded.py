@@ -183,11 +183,9 @@ CHECK_ROWS = 256
 
 
 def file_rows_for(spec: str, limit: int | None, split: str | None, images_NCHW: np.ndarray) -> "FileRows | None":
-    """A :class:`FileRows` that makes the workers read ``images_NCHW`` (what
-    :func:`fscert.data.load_dataset` read from ``spec``) themselves, or None where they cannot:
-    not a .npy / .npz / HDF5 file or a bundled name, or rows that differ. The row count and the
-    first :data:`CHECK_ROWS` rows are compared here byte for byte (an npz of MedMNIST splits is
-    read from its ``{split}_images`` array)."""
+    """A :class:`FileRows` that makes the workers read ``images_NCHW`` (what ``load_dataset`` read
+    from ``spec``) themselves, or None: not a .npy / .npz / HDF5 file or bundled name, or other
+    rows (count and first :data:`CHECK_ROWS` rows compared byte for byte; MedMNIST splits read)."""
     try:
         p = resolve(spec)
         if not p.is_file():
