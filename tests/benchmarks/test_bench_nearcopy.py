@@ -24,6 +24,9 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 EPOCHS = (200, 40, 40)          # phase 1, phase 2, fine-tune on the draws
+#: ``FSCERT_BENCH_WORKERS=N``: the searches on a local Dask cluster of N workers (ρ = 1 on 1,000
+#: images: about 2.1 h on 2 workers, README); unset: one process
+WORKERS = int(os.environ["FSCERT_BENCH_WORKERS"]) if os.environ.get("FSCERT_BENCH_WORKERS") else None
 GAMMAS = (25.0, 30.0)
 
 
@@ -76,13 +79,16 @@ import json, resource, sys, time
 import numpy as np
 sys.path.insert(0, {root!r})
 from fscert.autoencoder import load_model
+from fscert.cluster import client_for
 from fscert.enumeration import count_reachable
 from fscert.nearcopy import NearCopyConfig, near_copy_search
 d = np.load({npz!r}); model = load_model({model!r}); rho = {rho}
 t0 = time.perf_counter()
 c = count_reachable(d["latents"], rho, d["counts"])
 t1 = time.perf_counter()
-res = near_copy_search(d["latents"], d["counts"], rho, model, d["x"], NearCopyConfig(gammas={gammas!r}), c.dead_end_mass)
+with client_for(None, {workers!r}) as client:
+    res = near_copy_search(d["latents"], d["counts"], rho, model, d["x"], NearCopyConfig(gammas={gammas!r}),
+                           c.dead_end_mass, progress=True, client=client)
 t2 = time.perf_counter()
 print(json.dumps({{"count": str(c.count), "dead": c.dead_end_mass, "count_s": t1 - t0, "search_s": t2 - t1,
                   "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, "union": res.union,
@@ -91,10 +97,11 @@ print(json.dumps({{"count": str(c.count), "dead": c.dead_end_mass, "count_s": t1
 """
 
 
-def _child(d: Path, rho: int, timeout: float = 3600) -> dict:
-    code = CHILD.format(root=str(ROOT), npz=str(d / "e.npz"), model=str(d / "m.pt"), rho=rho, gammas=GAMMAS)
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout)
-    assert out.returncode == 0, out.stderr[-2000:]
+def _child(d: Path, rho: int, timeout: float = 6 * 3600) -> dict:
+    code = CHILD.format(root=str(ROOT), npz=str(d / "e.npz"), model=str(d / "m.pt"), rho=rho, gammas=GAMMAS,
+                        workers=WORKERS)
+    out = subprocess.run([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, timeout=timeout)
+    assert out.returncode == 0, f"exit {out.returncode} (its progress and errors are on stderr above)"
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
