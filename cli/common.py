@@ -11,6 +11,7 @@ import click
 
 from fscert.data import SPLITS
 from fscert.errors import FscertError
+from fscert.fit import Fit
 
 from .log_lines import LOGGER, log_lines
 
@@ -352,10 +353,8 @@ def fit_options():
     return deco
 
 
-def make_fit(pad: bool, resize) -> "object":
+def make_fit(pad: bool, resize) -> Fit:
     """The :class:`fscert.fit.Fit` of ``--pad`` / ``--resize`` (one error line when both)."""
-    from fscert.fit import Fit
-
     return Fit(pad=bool(pad), resize=tuple(resize) if resize else None).validate()
 
 

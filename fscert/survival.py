@@ -44,7 +44,7 @@ from pathlib import Path
 import numba
 import numpy as np
 
-from .enumeration.kernels import _contexts, _table_slots, find_row, hash_words, intern_row
+from .enumeration.kernels import _contexts, _table_slots, find_row, intern_row, lookup_row, rehash_rows
 from .enumeration.tables import Tables
 from .errors import FscertError
 from .progress import Progress
@@ -58,37 +58,6 @@ CHUNK_EDGES = 4_000_000
 
 class SurvivalTooLarge(FscertError):
     """A layer of the survival table does not fit in memory."""
-
-
-@numba.njit(cache=True)
-def _rehash(table, rows, n_rows):
-    """Put rows 0..n_rows−1 (distinct) into the empty hash set ``table`` (ids = row numbers)."""
-    mask = table.shape[0] - 1
-    for r in range(n_rows):
-        slot = np.int64(hash_words(rows[r]) & np.uint64(mask))
-        while table[slot] >= 0:
-            slot = (slot + 1) & mask
-        table[slot] = r
-
-
-@numba.njit(cache=True, inline="always")
-def _lookup(table, rows, row):
-    """Id of ``row`` in the hash set (:func:`_rehash`), or −1."""
-    mask = table.shape[0] - 1
-    nw = row.shape[0]
-    slot = np.int64(hash_words(row) & np.uint64(mask))
-    while True:
-        cid = table[slot]
-        if cid < 0:
-            return -1
-        same = True
-        for w in range(nw):
-            if rows[cid, w] != row[w]:
-                same = False
-                break
-        if same:
-            return cid
-        slot = (slot + 1) & mask
 
 
 @numba.njit(cache=True, inline="always")
@@ -139,7 +108,7 @@ def _survival_of_parents(states, ctx_N, ctx_ptr, tok, cond, cell_slot, keep, per
         if c >= 0:
             for e in range(ctx_ptr[c], ctx_ptr[c + 1]):
                 _child(states, s, e, tok, cword, cshift, clear, keep, child)
-                idx = _lookup(table, nxt, child)
+                idx = lookup_row(table, nxt, child)
                 if idx < 0:
                     return False
                 acc += cond[e] * s_next[idx]
@@ -241,7 +210,7 @@ class Survival:
                 raise SurvivalTooLarge(f"the survival table's backward pass needs {size_str(need)} after cell {k} "
                                        f"({len(nxt):,} states); above the memory limit {size_str(limit)}")
             table = np.full(_table_slots(len(nxt)), -1, np.int64)
-            _rehash(table, nxt, len(nxt))
+            rehash_rows(table, nxt, len(nxt))
             pre = (ct.pre_cells % lay.slots).astype(np.int64)
             ctx = _contexts(st, pre, ct.ctx_keys, lay.per_word, m)
             s_k = np.zeros(len(st))
@@ -285,7 +254,7 @@ class Survival:
                 if slots > len(table):
                     del table
                     table = np.full(slots, -1, np.int64)
-                    _rehash(table, rows, n_rows)
+                    rehash_rows(table, rows, n_rows)
             n_rows = _insert_children(states, ctx, lo, hi, ct.ctx_ptr, ct.tok, i % lay.slots, lay.keep_masks[i],
                                       lay.per_word, m, table, rows, n_rows)
         del table, ctx, deg

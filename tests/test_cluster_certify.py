@@ -16,7 +16,7 @@ from fscert.blocks import decode_exact, generated_values
 from fscert.cluster import client_for
 from fscert.enumeration import count_reachable
 from fscert.nearcopy import NearCopyConfig, near_copy_search
-from tests.test_nearcopy import _case, _model
+from tests.test_nearcopy import _case, _model, real_mnist_case
 
 pytestmark = [pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals"),
               pytest.mark.usefixtures("one_torch_thread")]
@@ -60,22 +60,8 @@ def test_sharded_near_copy_search_equals_single_process(client, cfg):
 
 
 def test_sharded_near_copy_search_real_mnist(client):
-    """A model trained on real MNIST images, their drawn latents at ρ = 1: same results."""
-    import torch
-
-    from fscert.autoencoder import AEConfig
-    from fscert.data import load_images
-    from fscert.empirical import DrawConfig, draw_samples
-    from fscert.latents import LatentSet
-    from fscert.training import TrainConfig, train as train_model
-
-    x = load_images("mnist", limit=12)                                   # native 28×28: a 7×7 latent
-    model, _ = train_model(x, AEConfig.for_images(x.shape[1:], base=AEConfig(latent_channels=2, hidden=32)), TrainConfig(epochs=20, finetune_epochs=3,
-                                                                                 batch_size=12, seed=0),
-                           progress=False)
-    model.eval()
-    zt = model.encode(torch.from_numpy(x)).numpy()
-    E = draw_samples(LatentSet(zt), DrawConfig(trials=3, tau=1.02, kappa=0.5, seed=0))
+    """A model trained on real MNIST images (28×28, 7×7 latent), their drawn latents at ρ = 1: same results."""
+    x, model, E = real_mnist_case(12, 20, 3)
     c = count_reachable(E.latents, 1, E.counts)
     ncfg = NearCopyConfig(gammas=(12.0, 15.0), max_states=50)
     want = near_copy_search(E.latents, E.counts, 1, model, x, ncfg, c.dead_end_mass)

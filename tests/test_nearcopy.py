@@ -149,20 +149,26 @@ def test_no_near_copy_best_is_exact_or_bounded():
     assert all(u["exact"] and u["count_low"] == "0" for u in res.union.values())
 
 
-def test_real_latents_equal_brute_force():
-    """A model trained on real MNIST images, their encoded latents, drawn trials, ρ = 1…4."""
+def real_mnist_case(n: int, epochs: int, finetune_epochs: int):
+    """n MNIST images at their stored 28×28 (a 7×7 latent, M = 2), a model trained on them, and
+    T = 3 draws of their latents: (images, model, E)."""
     from fscert.data import load_images
     from fscert.empirical import DrawConfig, draw_samples
     from fscert.latents import LatentSet
     from fscert.training import TrainConfig, train as train_model
 
-    x = load_images("mnist", limit=6)                                    # native 28×28: a 7×7 latent
-    model, _ = train_model(x, AEConfig.for_images(x.shape[1:], base=AEConfig(latent_channels=2, hidden=32)), TrainConfig(epochs=40, finetune_epochs=5,
-                                                                                 batch_size=6, seed=0),
+    x = load_images("mnist", limit=n)
+    cfg = AEConfig.for_images(x.shape[1:], base=AEConfig(latent_channels=2, hidden=32))
+    model, _ = train_model(x, cfg, TrainConfig(epochs=epochs, finetune_epochs=finetune_epochs, batch_size=n, seed=0),
                            progress=False)
     model.eval()
     zt = model.encode(torch.from_numpy(x)).numpy()
-    E = draw_samples(LatentSet(zt), DrawConfig(trials=3, tau=1.02, kappa=0.5, seed=0))
+    return x, model, draw_samples(LatentSet(zt), DrawConfig(trials=3, tau=1.02, kappa=0.5, seed=0))
+
+
+def test_real_latents_equal_brute_force():
+    """A model trained on real MNIST images, their encoded latents, drawn trials, ρ = 1…4."""
+    x, model, E = real_mnist_case(6, 40, 5)
     checked = 0
     for rho in (1, 2, 3, 4):
         if count_reachable(E.latents, rho, E.counts).count > 20_000:

@@ -9,8 +9,9 @@ buffers are sized by that exact count (children ≤ candidate edges; the table a
 :func:`_run_end` turn the count into the byte estimates of the memory guard
 (:mod:`fscert.enumeration.count`); :func:`_merge_keys` orders a layer before it is split.
 
-:func:`find_row`, :func:`hash_words` and :func:`intern_row` are the primitives the pruned
-search (:mod:`fscert.search`) and the survival table (:mod:`fscert.survival`) share.
+:func:`find_row`, :func:`hash_words`, :func:`intern_row`, :func:`lookup_row` and
+:func:`rehash_rows` are the primitives the pruned search (:mod:`fscert.search`) and the
+survival table (:mod:`fscert.survival`) share.
 
 Guarantees: children are numbered in order of first appearance (parents in order, tokens
 ascending), whatever the hash, so every result is deterministic; prefix counts are exact
@@ -89,6 +90,37 @@ def intern_row(table, rows, n_rows, row):
                 break
         if same:
             return cid, False
+        slot = (slot + 1) & mask
+
+
+@numba.njit(cache=True)
+def rehash_rows(table, rows, n_rows):
+    """Put rows 0..n_rows−1 (distinct) into the empty hash set ``table`` (ids = row numbers)."""
+    mask = table.shape[0] - 1
+    for r in range(n_rows):
+        slot = np.int64(hash_words(rows[r]) & np.uint64(mask))
+        while table[slot] >= 0:
+            slot = (slot + 1) & mask
+        table[slot] = r
+
+
+@numba.njit(cache=True, inline="always")
+def lookup_row(table, rows, row):
+    """Id of ``row`` in the hash set (:func:`rehash_rows`), or −1."""
+    mask = table.shape[0] - 1
+    nw = row.shape[0]
+    slot = np.int64(hash_words(row) & np.uint64(mask))
+    while True:
+        cid = table[slot]
+        if cid < 0:
+            return -1
+        same = True
+        for w in range(nw):
+            if rows[cid, w] != row[w]:
+                same = False
+                break
+        if same:
+            return cid
         slot = (slot + 1) & mask
 
 
