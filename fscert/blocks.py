@@ -22,6 +22,8 @@ import copy
 import numpy as np
 import torch
 
+from .enumeration.kernels import dedupe_rows
+
 #: a float64 pixel value within this distance (in 1/255 units) of a rounding boundary is a tie
 TIE = 1e-7
 
@@ -150,8 +152,7 @@ class BlockDecoder:
         out, pending = {}, {}
         for pos, keys_NK in keys.items():
             keys_NK = np.ascontiguousarray(keys_NK, np.uint64)
-            rows = keys_NK.view(np.dtype((np.void, keys_NK.shape[1] * 8))).ravel()
-            uniq, inv = np.unique(rows, return_inverse=True)
+            uniq, inv = dedupe_rows(keys_NK)
             idx = self.index.setdefault(pos, {})
             ids = np.empty(len(uniq), np.int64)
             missing = []
@@ -163,8 +164,7 @@ class BlockDecoder:
                     ids[j] = got
             out[pos] = (ids, inv.ravel())
             if missing:
-                new_keys = np.frombuffer(b"".join(uniq[j].tobytes() for j in missing), np.uint64)
-                pending[pos] = (new_keys.reshape(len(missing), -1), missing)
+                pending[pos] = (uniq[missing], missing)
         groups: dict[tuple, list[tuple[int, int]]] = {}
         for pos in pending:
             y0, y1, x0, x1 = self.crop(*pos)

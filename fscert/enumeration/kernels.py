@@ -125,6 +125,54 @@ def lookup_row(table, rows, row):
 
 
 @numba.njit(cache=True)
+def dedupe_rows(rows):
+    """Distinct rows of a uint64 (N, W) array in order of first appearance, and each row's id
+    (hashing: O(N), where np.unique sorts)."""
+    n, nw = rows.shape
+    table = np.full(_table_slots(n + 1), -1, np.int64)
+    uniq = np.empty((n, nw), np.uint64)
+    inv = np.empty(n, np.int64)
+    nn = 0
+    for e in range(n):
+        c, new = intern_row(table, uniq, nn, rows[e])
+        if new:
+            nn += 1
+        inv[e] = c
+    return uniq[:nn], inv
+
+
+@numba.njit(cache=True)
+def radix_argsort(keys):
+    """Stable argsort of uint64 ``keys``: least-significant-digit radix sort, 16 bits a pass,
+    passes whose digit is the same for every key skipped (≈ 4× numpy's argsort at 10⁶ keys)."""
+    n = keys.shape[0]
+    idx = np.arange(n)
+    k_cur = keys.copy()
+    k_nxt = np.empty_like(k_cur)
+    i_nxt = np.empty_like(idx)
+    count = np.empty(65537, np.int64)
+    dmask = np.uint64(0xFFFF)
+    for p in range(4):
+        shift = np.uint64(16 * p)
+        count[:] = 0
+        for j in range(n):
+            count[np.int64((k_cur[j] >> shift) & dmask) + 1] += 1
+        if n == 0 or count[np.int64((k_cur[0] >> shift) & dmask) + 1] == n:
+            continue                                    # one digit value: the pass is the identity
+        for d in range(65536):
+            count[d + 1] += count[d]
+        for j in range(n):
+            d = np.int64((k_cur[j] >> shift) & dmask)
+            t = count[d]
+            count[d] = t + 1
+            k_nxt[t] = k_cur[j]
+            i_nxt[t] = idx[j]
+        k_cur, k_nxt = k_nxt, k_cur
+        idx, i_nxt = i_nxt, idx
+    return idx
+
+
+@numba.njit(cache=True)
 def _table_slots(n_edges):
     """Hash-table slots for a layer of ``n_edges`` candidate edges: a power of two ≥ 2·n_edges (≥ 16)."""
     tsize = 16
