@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 EPOCHS = (200, 40, 40)          # phase 1, phase 2, fine-tune on the draws
 #: ``FSCERT_BENCH_WORKERS=N``: the searches on a local Dask cluster of N workers (ρ = 1 on 1,000
-#: images: about 2.1 h on 2 workers, README); unset: one process
+#: images: README); unset: one process
 WORKERS = int(os.environ["FSCERT_BENCH_WORKERS"]) if os.environ.get("FSCERT_BENCH_WORKERS") else None
 GAMMAS = (25.0, 30.0)
 
@@ -91,7 +91,8 @@ with client_for(None, {workers!r}) as client:
                            c.dead_end_mass, progress=True, client=client)
 t2 = time.perf_counter()
 print(json.dumps({{"count": str(c.count), "dead": c.dead_end_mass, "count_s": t1 - t0, "search_s": t2 - t1,
-                  "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, "union": res.union,
+                  "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+                  "peak_rss_workers_gib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20, "union": res.union,
                   "listed": int(len(res.latents)), "unlisted": sum(not r.listed for r in res.per_train),
                   "best_exact": sum(r.best_exact for r in res.per_train)}}))
 """
@@ -147,6 +148,7 @@ def test_verdict_1000_images(mnist1000, rho):
         mass = f"{u['mass_low']:.4g}" if u["exact"] else f"[{u['mass_low']:.4g}, {u['mass_high']:.4g}]"
         print(f"\nρ = {rho}, γ = {g:g}: {r['count']} reachable, near-copies {span}, memorization mass {mass} "
               f"({'exact' if u['exact'] else 'certified interval'})")
-    print(f"ρ = {rho}: count {r['count_s']:.1f} s, search {r['search_s']:.1f} s, peak RSS {r['peak_rss_gib']:.2f} GiB, "
+    print(f"ρ = {rho}: count {r['count_s']:.1f} s, search {r['search_s']:.1f} s, peak RSS {r['peak_rss_gib']:.2f} GiB "
+          f"(largest worker process: {r['peak_rss_workers_gib']:.2f} GiB), "
           f"{r['listed']} near-copies listed, {r['unlisted']} training images with intervals, "
           f"exact best output for {r['best_exact']} of 1000")
