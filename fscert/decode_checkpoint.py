@@ -9,6 +9,7 @@ so a resumed run gives the certificate of an uninterrupted one, byte for byte.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import Any
@@ -21,18 +22,69 @@ from .progress import Progress
 
 
 def decode_into(cert: Certificate, model: Any, start: int, batch: int, ckpt: "DecodeCheckpoint | None",
-                progress: bool) -> None:
+                progress: bool, client: Any = None) -> None:
     """Decode the listed latents from row ``start`` on (:func:`fscert.blocks.decode_canonical`),
-    saving each chunk of ``4 · batch`` rows to the checkpoint."""
+    saving each chunk of ``4 · batch`` rows to the checkpoint.
+
+    ``client`` (a ``dask.distributed.Client``): the chunks are decoded on its workers (the
+    model scattered once, at most ``IN_FLIGHT_PER_THREAD`` chunks per worker thread ahead of
+    the one being stored) and stored in row order, so the checkpoint grows exactly as in one
+    process. The images are the same: the canonical decode does not depend on the batch or the
+    process (:func:`fscert.blocks.decode_canonical`)."""
     from .blocks import decode_canonical      # looked up per call: tests substitute a counting decoder
 
     k = len(cert.latents)
     chunk = 4 * batch                                 # rows decoded between checkpoint saves
-    for lo in Progress(range(start, k, chunk), desc="decode", unit="chunk", show=progress, leave=False):
-        hi = min(k, lo + chunk)
-        cert.images[lo:hi] = decode_canonical(model, cert.latents[lo:hi], batch=batch)
-        if ckpt is not None:
-            ckpt.save_images(cert.images, lo, hi)
+    bounds = [(lo, min(k, lo + chunk)) for lo in range(start, k, chunk)]
+    with Progress(total=len(bounds), desc="decode", unit="chunk", show=progress, leave=False) as bar:
+        for lo, hi, images in _decoded_chunks(cert.latents, bounds, model, batch, client, decode_canonical):
+            cert.images[lo:hi] = images
+            if ckpt is not None:
+                ckpt.save_images(cert.images, lo, hi)
+            bar.update(1)
+
+
+#: decode tasks submitted ahead of the chunk being stored, per worker thread (bounds the memory
+#: that finished, not yet stored chunks hold on the workers)
+IN_FLIGHT_PER_THREAD = 4
+
+
+def _decode_chunk(model: Any, latents: np.ndarray, batch: int) -> np.ndarray:
+    import torch
+
+    from .blocks import decode_canonical
+
+    torch.set_num_threads(1)                  # one thread per worker process (fscert.cluster)
+    return decode_canonical(model, latents, batch=batch)
+
+
+def _decoded_chunks(latents: np.ndarray, bounds: list[tuple[int, int]], model: Any, batch: int, client: Any,
+                    decode):
+    """(lo, hi, images) for each chunk, in order: here, or on ``client``'s workers."""
+    if client is None:
+        for lo, hi in bounds:
+            yield lo, hi, decode(model, latents[lo:hi], batch=batch)
+        return
+    ahead = IN_FLIGHT_PER_THREAD * max(1, sum((client.nthreads() or {}).values()))
+    futures: list = []
+    try:
+        [model_f] = client.scatter([model], broadcast=True, hash=False)
+        futures.append(model_f)
+        pending: list = []
+        nxt = 0
+        while nxt < len(bounds) or pending:
+            while nxt < len(bounds) and len(pending) < ahead:
+                lo, hi = bounds[nxt]
+                f = client.submit(_decode_chunk, model_f, latents[lo:hi], batch, pure=False)
+                futures.append(f)
+                pending.append((lo, hi, f))
+                nxt += 1
+            lo, hi, f = pending.pop(0)
+            yield lo, hi, f.result()
+            f.release()
+    finally:
+        with contextlib.suppress(Exception):      # a lost scheduler must not hide the result or the error
+            client.cancel(futures)
 
 
 class DecodeCheckpoint:

@@ -218,15 +218,17 @@ def add_images(cert: Certificate, model: Any, batch: int = 256, progress: bool =
         np.zeros((0, *model.config.image_shape), np.uint8)
 
 
-def add_metrics(cert: Certificate, train: np.ndarray, gammas: tuple[float, ...], geometry: Geometry | None = None
-                ) -> None:
+def add_metrics(cert: Certificate, train: np.ndarray, gammas: tuple[float, ...], geometry: Geometry | None = None,
+                client=None) -> None:
     """Nearest training image, PSNR, UIR flags, M-UIR membership and per-γ rates (DESIGN §7).
 
     Images are compared in ``geometry`` (default: the whole canvas): only the compared region's
     pixels enter the PSNR, exactly as ``fscert audit`` compares the cropped images.
     The per-γ maps hold numbers only where every reachable image is listed (``verdict_scope``
     "complete"); for a count-only or partial listing each value is JSON null, never a 0 that
-    would read as "no memorization" when nothing was examined (:func:`verdict_words`)."""
+    would read as "no memorization" when nothing was examined (:func:`verdict_words`).
+    With ``client`` the nearest-training-image search runs sharded on its workers
+    (:func:`fscert.metrics.sharded.nearest_sharded`: the same result, bit for bit)."""
     from .audit import gamma_key
     from .metrics import m_uir_greedy_mask, nearest_train, passing_mask
 
@@ -236,7 +238,12 @@ def add_metrics(cert: Certificate, train: np.ndarray, gammas: tuple[float, ...],
     geometry = geometry if geometry is not None else Geometry.whole(np.shape(train)[2:])
     gen = geometry.rows(cert.images).astype(np.float32) / 255.0
     ref = geometry.rows(np.asarray(train, np.float32))
-    if k:
+    if k and client is not None:
+        from .metrics.sharded import nearest_sharded       # imports dask: only with a cluster
+
+        nn = nearest_sharded(gen, ref, client)
+        idx, psnr = nn.idx_N, nn.psnr_N
+    elif k:
         idx, psnr = nearest_train(gen, ref)
     else:
         idx, psnr = np.zeros(0, np.int64), np.zeros(0)
@@ -285,7 +292,9 @@ def certify(inputs: Inputs, cfg: EnumerateConfig, progress: bool = False,
 
     ``client`` (a ``dask.distributed.Client``): the near-copy searches of a certificate too large
     to list run on its workers, one task per block of training images
-    (:mod:`fscert.nearcopy_sharded`); the certificate's content is the same.
+    (:mod:`fscert.nearcopy_sharded`); a listing is decoded chunk by chunk on the workers
+    (:func:`fscert.decode_checkpoint.decode_into`) and its nearest training images searched
+    sharded (:func:`add_metrics`); the certificate's content is the same.
     """
     from .data import data_sha256
     from .hashing import sha256_state_dict
@@ -331,9 +340,9 @@ def certify(inputs: Inputs, cfg: EnumerateConfig, progress: bool = False,
         add_search_verdict(cert, E.latents, E.counts, inputs.model, Targets(inputs.train, geometry), cfg,
                            float(cert.attrs["dead_end_mass"]), progress=progress, client=client)
     elif inputs.model is not None:
-        decode_into(cert, inputs.model, n_done, cfg.batch, ckpt, progress)
+        decode_into(cert, inputs.model, n_done, cfg.batch, ckpt, progress, client=client)
         if inputs.train is not None:
-            add_metrics(cert, inputs.train, tuple(float(g) for g in cfg.gammas), geometry)
+            add_metrics(cert, inputs.train, tuple(float(g) for g in cfg.gammas), geometry, client=client)
     if "gammas" not in cert.attrs:
         cert.attrs["gammas"] = np.zeros(0, np.float64)
     cert.attrs.setdefault("verdict_scope", listing_scope(cert.attrs, len(cert.latents)))

@@ -140,3 +140,41 @@ def test_enumerate_workers_identical(tmp_path):
     a, b = (read_certificate(o) for o in outs)
     assert a.attrs["content_sha256"] == b.attrs["content_sha256"]
     assert a.attrs["verdict_scope"] == "searched"
+
+
+def test_listing_decoded_and_searched_on_workers(client, tmp_path):
+    """A listing's decode (chunk by chunk, checkpointed in row order) and its nearest-training-image
+    search run as tasks on the workers and give the single process's images, checkpoint and metrics."""
+    from fscert.certificate import Certificate
+    from fscert.decode_checkpoint import DecodeCheckpoint, decode_into
+    from fscert.enumerate import add_metrics
+    from fscert.enumeration import enumerate_reachable
+
+    from fscert.data import load_images
+    from fscert.fit import Fit
+
+    _, z, cnt, _ = _case(2, 8, 1, 3)
+    model = _model(2, 8, 3, False, 0)
+    x = load_images("mnist", limit=20, fit=Fit(pad=True))          # real training images, 32×32
+    lst = enumerate_reachable(z, 1, cnt, max_images=None)
+    assert len(lst.latents) > 40                                  # several chunks of 16 rows
+    certs = []
+    for where in (None, client):
+        cert = Certificate(lst.latents, lst.prob, {}, log_prob=lst.log_prob)
+        cert.images = np.zeros((len(lst.latents), *model.config.image_shape), np.uint8)
+        ckpt = DecodeCheckpoint(tmp_path / f"{where is None}.h5", "key")
+        ckpt.start(cert)
+        decode_into(cert, model, 0, 4, ckpt, False, client=where)        # chunks of 16 rows
+        assert ckpt.load()[1] == len(lst.latents)
+        np.testing.assert_array_equal(ckpt.load()[0].images, cert.images)
+        add_metrics(cert, x, (15.0, 20.0), client=where)
+        certs.append(cert)
+    a, b = certs
+    np.testing.assert_array_equal(a.images, decode_exact(model, lst.latents))
+    for name in ("images", "nearest_train", "psnr", "flags", "m_uir"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+    assert a.attrs.keys() == b.attrs.keys()
+    for k in a.attrs:
+        np.testing.assert_array_equal(a.attrs[k], b.attrs[k], err_msg=k)
+    ran = client.run_on_scheduler(lambda dask_scheduler: sorted(dask_scheduler.task_prefixes))
+    assert "decode_chunk" in ran and "shard_candidates" in ran           # Dask drops the leading "_"
