@@ -117,14 +117,15 @@ def _nan(v: float | None) -> float:
 
 
 def list_latents(E: LatentSet, cfg: EnumerateConfig, progress: bool = False,
-                 guard: Callable[[int], None] | None = None, searchable: bool = False) -> Certificate:
+                 guard: Callable[[int], None] | None = None, searchable: bool = False, client=None) -> Certificate:
     """The latent part of a certificate (datasets latents/prob/log_prob, count attributes).
 
     ``guard(count)`` is called with the exact count before anything is listed; it raises to
     refuse (default: the memory of the listing alone against ``cfg.max_memory``). With
     ``searchable`` (a model and training images are given), a count above ``max_images`` (or
     ``near_copies_only``) returns an empty listing with ``verdict_scope`` "searched" for
-    :func:`fscert.verdict.add_search_verdict` instead of raising :class:`TooManyImages`."""
+    :func:`fscert.verdict.add_search_verdict` instead of raising :class:`TooManyImages`.
+    ``client``: the counting pass's prefix chunks run on its workers (the same count and masses)."""
     from .enumeration import build_tables, forward, list_from_tables, TooManyImages
     from .latents import validate_latents
 
@@ -162,7 +163,11 @@ def list_latents(E: LatentSet, cfg: EnumerateConfig, progress: bool = False,
     kappa = cfg.kappa if cfg.kappa is not None else E.attrs.get("kappa")
     attrs.update(mode=MODE_EMPIRICAL, tau=_nan(tau), kappa=_nan(kappa))
     tables = build_tables(z, cfg.rho, E.counts)
-    res = forward(tables, store=False, progress=progress)
+    res = forward(tables, store=False, progress=progress, client=client)
+    if res.memory_splits:
+        logger.warning(f"the counting pass cut {res.memory_splits} prefix chunk(s) smaller for want of memory: the "
+                       "count is exact, but the float64 masses' last bits may differ from a run on a machine "
+                       "with more memory (fscert.enumeration.count)")
     attrs.update(reachable_count=str(res.count), dead_end_mass=float(res.dead_end_mass), max_frontier_states=res.max_states)
     if cfg.count_only:
         attrs["listed_count"] = 0
@@ -292,7 +297,8 @@ def certify(inputs: Inputs, cfg: EnumerateConfig, progress: bool = False,
 
     ``client`` (a ``dask.distributed.Client``): the near-copy searches of a certificate too large
     to list run on its workers, one task per block of training images
-    (:mod:`fscert.nearcopy_sharded`); a listing is decoded chunk by chunk on the workers
+    (:mod:`fscert.nearcopy_sharded`); the counting pass's prefix chunks are tasks
+    (:mod:`fscert.enumeration.count_sharded`); a listing is decoded chunk by chunk on the workers
     (:func:`fscert.decode_checkpoint.decode_into`) and its nearest training images searched
     sharded (:func:`add_metrics`); the certificate's content is the same.
     """
@@ -315,7 +321,7 @@ def certify(inputs: Inputs, cfg: EnumerateConfig, progress: bool = False,
 
     searchable = inputs.model is not None and inputs.train is not None and cfg.search and not cfg.full_support
     if cert is None:
-        cert = list_latents(E, cfg, progress=progress, guard=guard, searchable=searchable)
+        cert = list_latents(E, cfg, progress=progress, guard=guard, searchable=searchable, client=client)
         if cert.attrs.get("verdict_scope") == SCOPE_SEARCHED:
             ckpt = None                                   # nothing to decode row by row: no checkpoint
         train_hash = data_sha256(np.asarray(inputs.train)) if inputs.train is not None and inputs.model is not None else ""

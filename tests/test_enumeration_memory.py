@@ -78,6 +78,29 @@ def test_split_on_emulated_trials():
         assert_same(ref, res, limit)
 
 
+def test_canonical_split_is_the_same_on_every_machine():
+    """Split by ``work`` alone (no memory pressure): the same count and the same float64 masses,
+    bit for bit, whatever the memory limit; and the count equals the unsplit one."""
+    E = emulated_trials(0, 7, 8, 8, n_base=60, trials=10, q=0.004)
+    ref = count_reachable(E, 1, None)
+    assert ref.splits == 0
+    for work in (ref.peak_bytes // 4, ref.peak_bytes // 16):
+        runs = [count_reachable(E, 1, None, work=work, max_memory=mem) for mem in (None, 1 << 40, 2 * ref.peak_bytes)]
+        for r in runs:
+            assert r.count == ref.count and r.splits >= 1 and r.memory_splits == 0
+            assert_same(ref, r, 1 << 40)
+            assert (r.dead_end_mass, r.reachable_mass, r.max_states, r.splits) == \
+                   (runs[0].dead_end_mass, runs[0].reachable_mass, runs[0].max_states, runs[0].splits)
+
+
+def test_memory_cuts_are_reported():
+    """A split forced by the memory limit (smaller than ``work``) is counted in ``memory_splits``."""
+    E, counts = random_empirical(0, 2, 4, 4, n_base=4, trials=5, flip=0.15, with_counts=False)
+    ref, runs = split_runs(E, counts, 1, (2, 3))
+    assert ref.memory_splits == 0 and runs
+    assert all(res.memory_splits >= 1 for _, res, _ in runs)
+
+
 def test_prefix_chunks_add_up():
     """The Dask contract: count_prefixes over any partition of a layer sums to the whole."""
     E, counts = random_empirical(3, 3, 5, 5, n_base=4, trials=5, flip=0.15, with_counts=True)

@@ -15,13 +15,23 @@ state of layer i (a frontier after cells 0..i−1) carries
 * the forward probability mass (float64); states whose context is not in E add their mass
   to ``dead_end_mass``.
 
-Memory guard and prefix split. Before each step the pass estimates its memory from the exact
-candidate-edge count (child rows, hash table or trimmed copy, stored edges) plus what is
-held, against ``max_memory`` (default ¾ of the machine's memory, as in
-:mod:`fscert.resources`). When a counting step does not fit, the layer is cut into chunks
-of prefix states (sorted so that states which merge soon share a chunk) and each chunk is
-continued through the remaining cells on its own, depth-first (:func:`count_prefixes`);
-a chunk may split again later. Every reachable latent passes through exactly one state of
+Prefix split. Before each step the pass computes the step's memory from the exact
+candidate-edge count (child rows, hash table or trimmed copy, stored edges). A step larger
+than ``work`` bytes (default :data:`WORK_BYTES`, the same on every machine) is **split**: the
+layer is cut into chunks of prefix states (sorted so that states which merge soon share a
+chunk), consecutive runs whose first step takes at most ``work`` bytes, and each chunk is
+continued through the remaining cells on its own, depth-first (:func:`count_prefixes`); a
+chunk may split again later. These chunks depend only on E, ρ and ``work``, never on the
+machine, so every float64 mass is summed in the same order on any machine, and on a Dask
+cluster, where the chunks of the first split are tasks (:mod:`fscert.enumeration.count_sharded`):
+the same count and the same masses, bit for bit.
+
+Memory guard. The step's memory plus what is held is checked against ``max_memory``
+(default ¾ of the machine's memory, as in :mod:`fscert.resources`). Where the canonical
+chunks do not fit, chunks are made smaller to fit (and retried smaller where a chunk meets a
+later layer it cannot fit): the count stays exact, but the masses' last bits then depend on
+the memory; ``CountResult.memory_splits`` counts these machine-dependent cuts (0: canonical).
+Every reachable latent passes through exactly one state of
 the split layer, so the chunks' counts (limbs), dead-end and reachable masses add up to the
 unsplit result — counts exactly, masses up to float rounding. Memory stays bounded by the
 held layers plus one chunk's work; the price is time, since states that would have merged
@@ -58,6 +68,14 @@ class CountResult:
     peak_bytes: int = 0              # largest memory estimate (bytes) of a step whose work was kept
     splits: int = 0                  # layers split into prefix chunks (all depths)
     retries: int = 0                 # chunks stopped before a layer that did not fit, redone smaller
+    memory_splits: int = 0           # splits and chunks cut by the memory limit, not ``work`` (0: canonical)
+    tasks: int = 0                   # chunks run as Dask tasks
+
+
+#: a counting step above this many bytes is split into prefix chunks of at most this size
+#: (module docstring): fixed, so that the float64 masses are summed in the same order on every
+#: machine and on a cluster
+WORK_BYTES = 2 << 30
 
 
 def limbs_to_int(limbs_L: np.ndarray) -> int:
@@ -140,12 +158,19 @@ def _merge_slots(tables: Tables, i: int) -> np.ndarray:
     return np.asarray([s for _, _, s in sorted(life, reverse=True)], np.int64)
 
 
+#: :func:`_sort_for_split`'s answer when the sorted copy does not fit
+_NO_ROOM = object()
+
+
 def _sort_for_split(tables: Tables, i: int, states_NW: np.ndarray, limbs_NL: np.ndarray, mass_N: np.ndarray,
-                    spare: int) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-    """Layer i reordered by :func:`_merge_slots` (a copy), or None when the copy and the sort's
-    two index arrays would not fit in ``spare`` bytes. Reordering never changes a count."""
-    if len(states_NW) < 2 or _layer_bytes(states_NW, limbs_NL, mass_N) + 24 * len(states_NW) > spare:
+                    spare: int):
+    """Layer i reordered by :func:`_merge_slots` (a copy); None where there is nothing to sort;
+    ``_NO_ROOM`` when the copy and the sort's two index arrays would not fit in ``spare`` bytes.
+    Reordering never changes a count."""
+    if len(states_NW) < 2:
         return None
+    if _layer_bytes(states_NW, limbs_NL, mass_N) + 24 * len(states_NW) > spare:
+        return _NO_ROOM
     slots_K = _merge_slots(tables, i)
     if not len(slots_K):
         return None
@@ -168,7 +193,7 @@ NEST_FRACTION = 0.5
 
 def count_prefixes(tables: Tables, cell: int, states_NW: np.ndarray, limbs_NL: np.ndarray, mass_N: np.ndarray,
                    *, max_memory: int | None = None, held: int | None = None, can_abort: bool = False,
-                   bar=None, depth: int = 0) -> CountResult:
+                   bar=None, depth: int = 0, work: int = WORK_BYTES, client=None) -> CountResult:
     """Count the completions of the given prefix states of layer ``cell`` (cells 0..cell−1 placed).
 
     ``states_NW``/``limbs_NL``/``mass_N`` are rows of a layer of the forward pass (any subset:
@@ -180,10 +205,11 @@ def count_prefixes(tables: Tables, cell: int, states_NW: np.ndarray, limbs_NL: n
     engine (e.g. Dask) can run one task per chunk, sum counts, dead-end and reachable masses
     and take the max of ``max_states``.
 
-    Before each cell the step's memory is estimated from the exact candidate-edge count
-    (:func:`candidate_edges`); when ``held`` plus the estimate exceeds ``max_memory`` (bytes;
-    None: ¾ of the machine's memory) the layer is split into prefix chunks run depth-first
-    (:func:`_split_layer`). With ``can_abort`` the call may instead give up before
+    Before each cell the step's memory is computed from the exact candidate-edge count
+    (:func:`candidate_edges`); when it exceeds ``work`` bytes, or ``held`` plus it exceeds
+    ``max_memory`` (bytes; None: ¾ of the machine's memory), the layer is split into prefix
+    chunks run depth-first (:func:`_split_layer`); with ``client`` (a Dask client) the chunks
+    of the first split run as tasks on its workers, with the same result. With ``can_abort`` the call may instead give up before
     allocating (internal :class:`_DoesNotFit`) so that the caller retries smaller chunks:
     it does so when the layer to split would take more than ``NEST_FRACTION`` of its room.
     ``held``: bytes the caller keeps alive meanwhile, including the given arrays (default:
@@ -200,22 +226,27 @@ def count_prefixes(tables: Tables, cell: int, states_NW: np.ndarray, limbs_NL: n
             break
         ctx_N = layer_contexts(tables, i, states_NW)
         n_edges = int(_n_edges(ctx_N, tables.cells[i].ctx_ptr))
-        need = held + own + ctx_N.nbytes + int(_step_bytes(n_edges, _child_row_bytes(tables, i), False))
-        if need > limit:
-            if can_abort and own + ctx_N.nbytes > NEST_FRACTION * (limit - held):
+        step = int(_step_bytes(n_edges, _child_row_bytes(tables, i), False))
+        need = held + own + ctx_N.nbytes + step
+        if (step > work and len(states_NW) > 1) or need > limit:     # one state cannot split at its own cell
+            if need > limit and can_abort and own + ctx_N.nbytes > NEST_FRACTION * (limit - held):
                 raise _DoesNotFit(need)
             del ctx_N
+            memory_cut = step <= work              # split for want of memory, not for ``work``
             srt = _sort_for_split(tables, i, states_NW, limbs_NL, mass_N, limit - held - own)
+            if srt is _NO_ROOM:
+                memory_cut, srt = True, None
             if srt is not None:       # the sorted copy replaces the layer this call owns, else adds to it
                 own = own or _layer_bytes(*srt)
                 states_NW, limbs_NL, mass_N = srt
                 del srt
             ctx_N = layer_contexts(tables, i, states_NW)
             part = _split_layer(tables, i, states_NW, limbs_NL, mass_N, ctx_N, limit, held + own, can_abort,
-                                bar, depth)
+                                bar, depth, work, client)
             if bar is not None and depth == 0:
                 bar.update(tables.n_cells - i)
             part.dead_end_mass += dead
+            part.memory_splits += memory_cut
             part.max_states = max(res.max_states, part.max_states)
             part.peak_bytes = max(res.peak_bytes, part.peak_bytes)
             return part
@@ -234,16 +265,19 @@ def count_prefixes(tables: Tables, cell: int, states_NW: np.ndarray, limbs_NL: n
 
 
 def _split_layer(tables: Tables, i: int, states_NW: np.ndarray, limbs_NL: np.ndarray, mass_N: np.ndarray,
-                 ctx_N: np.ndarray, limit: int, held: int, can_abort: bool, bar, depth: int) -> CountResult:
-    """Count layer i chunk by chunk (depth-first) and add up the partial results.
+                 ctx_N: np.ndarray, limit: int, held: int, can_abort: bool, bar, depth: int, work: int = WORK_BYTES,
+                 client=None) -> CountResult:
+    """Count layer i chunk by chunk (depth-first) and add up the partial results in chunk order.
 
-    Chunks are consecutive runs of prefix states whose first step fits in a byte budget
-    (initially half the room beside ``held``). A chunk of several states may give up before
-    a later layer it cannot fit; it is then retried with the budget scaled by
-    min(½, 0.8 · room / need), so a give-up costs recomputation, never memory. After a chunk
-    succeeds the budget grows back (at most ×2) towards 0.8 · room / its peak. A chunk of
-    one state cannot shrink: it splits again at a later layer, or gives up to an enclosing
-    chunk (``can_abort``), or — at the top — refuses with the one-line error.
+    Chunks are consecutive runs of prefix states whose first step fits in a byte budget:
+    ``work`` (canonical, module docstring), or half the room beside ``held`` where that is
+    less. Only under that memory bound: a chunk of several states may give up before a later
+    layer it cannot fit; it is then retried with the budget scaled by min(½, 0.8 · room / need),
+    so a give-up costs recomputation, never memory; after a chunk succeeds the budget grows
+    back (at most ×2, never above ``work``) towards 0.8 · room / its peak. A chunk of one
+    state cannot shrink: it splits again at a later layer, or gives up to an enclosing chunk
+    (``can_abort``), or — at the top — refuses with the one-line error. With ``client``, the
+    canonical chunks run as Dask tasks (:func:`fscert.enumeration.count_sharded.count_chunks`).
     """
     ct = tables.cells[i]
     row = _child_row_bytes(tables, i)
@@ -257,6 +291,21 @@ def _split_layer(tables: Tables, i: int, states_NW: np.ndarray, limbs_NL: np.nda
                                       ", even one prefix state at a time"))
     budget = room // 2 if one <= room // 2 else room
     total = CountResult(0, 0.0, 0.0, len(states_NW), None, 0, 1)
+    if budget < work:
+        total.memory_splits += 1
+    budget = min(budget, work)
+    if client is not None and budget == work:
+        from .count_sharded import count_chunks
+
+        bounds = []
+        start = 0
+        while start < len(states_NW):
+            bounds.append((start, int(_run_end(ctx_N, ct.ctx_ptr, row, start, budget))))
+            start = bounds[-1][1]
+        for part in count_chunks(client, tables, i, states_NW, limbs_NL, mass_N, bounds, work, bar):
+            _accumulate(total, part)
+        total.tasks += len(bounds)
+        return total
     start = 0
     while start < len(states_NW):
         end = int(_run_end(ctx_N, ct.ctx_ptr, row, start, budget))
@@ -267,16 +316,19 @@ def _split_layer(tables: Tables, i: int, states_NW: np.ndarray, limbs_NL: np.nda
         try:
             part = count_prefixes(tables, i, states_NW[start:end], limbs_NL[start:end], mass_N[start:end],
                                   max_memory=limit, held=held_c, can_abort=multi or can_abort, bar=bar,
-                                  depth=depth + 1)
+                                  depth=depth + 1, work=work)
         except _DoesNotFit as err:
             if not multi:
                 raise
             budget = int(budget * min(0.5, 0.8 * room / (err.need - held_c)))
             total.retries += 1
+            total.memory_splits += 1
             continue
         _accumulate(total, part)
         if part.peak_bytes > held_c:
-            budget = int(min(room, budget * min(2.0, 0.8 * room / (part.peak_bytes - held_c))))
+            budget = int(min(room, work, budget * min(2.0, 0.8 * room / (part.peak_bytes - held_c))))
+        if budget < work:
+            total.memory_splits += 1              # the next chunk is cut by the memory, not ``work``
         start = end
     return total
 
@@ -290,6 +342,8 @@ def _accumulate(total: CountResult, part: CountResult) -> None:
     total.peak_bytes = max(total.peak_bytes, part.peak_bytes)
     total.splits += part.splits
     total.retries += part.retries
+    total.memory_splits += part.memory_splits
+    total.tasks += part.tasks
 
 
 def _forward_listing(tables: Tables, limit: int, bar) -> CountResult:
@@ -322,25 +376,31 @@ def _forward_listing(tables: Tables, limit: int, bar) -> CountResult:
     return res
 
 
-def forward(tables: Tables, store: bool = False, progress: bool = False, max_memory: int | None = None) -> CountResult:
+def forward(tables: Tables, store: bool = False, progress: bool = False, max_memory: int | None = None,
+            work: int = WORK_BYTES, client=None) -> CountResult:
     """Run the frontier DP over all cells; see :mod:`fscert.enumeration.count`.
 
     ``max_memory`` (bytes; None: ¾ of the machine's memory, :func:`fscert.resources.memory_limit`)
-    bounds every step: counting splits a layer that does not fit into prefix chunks
-    (:func:`count_prefixes`), listing (``store``) refuses with a one-line :class:`FscertError`.
+    bounds every step: counting splits a layer whose step exceeds ``work`` bytes or does not
+    fit into prefix chunks (:func:`count_prefixes`), listing (``store``) refuses with a
+    one-line :class:`FscertError`. ``client``: the counting chunks of the first split run on
+    its workers (the same result, bit for bit, while ``memory_splits`` is 0).
     """
     limit = memory_limit(max_memory)
     with Progress(total=tables.n_cells, desc="enumerate" if store else "count", unit="cell",
                   show=progress, leave=False) as bar:
         if store:
             return _forward_listing(tables, limit, bar)
-        return count_prefixes(tables, 0, *_root(tables), max_memory=limit, bar=bar)
+        return count_prefixes(tables, 0, *_root(tables), max_memory=limit, bar=bar, work=work, client=client)
 
 
 def count_reachable(latents: np.ndarray, rho: int, counts: np.ndarray | None = None,
-                    progress: bool = False, max_memory: int | None = None) -> CountResult:
+                    progress: bool = False, max_memory: int | None = None, work: int = WORK_BYTES,
+                    client=None) -> CountResult:
     """Exact number of reachable latents and the dead-end mass, without listing (DESIGN §6.5).
 
     ``max_memory`` bytes (None: ¾ of the machine's memory) bound the counting pass, which
-    splits layers into prefix chunks to stay below it (:func:`forward`)."""
-    return forward(build_tables(latents, rho, counts), store=False, progress=progress, max_memory=max_memory)
+    splits layers into prefix chunks of at most ``work`` bytes, and smaller where memory
+    demands it (:func:`forward`); ``client``: those chunks run as Dask tasks."""
+    return forward(build_tables(latents, rho, counts), store=False, progress=progress, max_memory=max_memory,
+                   work=work, client=client)

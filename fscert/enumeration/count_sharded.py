@@ -1,0 +1,80 @@
+"""The counting pass on a Dask cluster: the chunks of its first prefix split as tasks (issue 14).
+
+:func:`fscert.enumeration.count.count_prefixes` cuts a layer whose step exceeds ``work`` bytes
+into chunks of prefix states that depend only on E, ρ and ``work`` (canonical chunks), and
+adds their partial results (exact limb counts, float64 dead-end and reachable masses) in
+chunk order. Here the chunks of the first split are Dask tasks: each worker continues its
+chunk through the remaining cells with the same code (splitting again, depth-first, by the
+same rule), and the client adds the partial results in chunk order. The operations and their
+order are those of the single process, so the count, both masses and ``max_states`` are the
+same, bit for bit, as long as neither side had to cut a chunk for want of memory
+(``CountResult.memory_splits`` = 0 on both; a worker's memory is the smaller of ¾ of its
+machine's and ¾ of its Dask memory limit).
+
+The tables are scattered to every worker once; at most ``AHEAD_PER_THREAD`` chunks per worker
+thread are on the workers at a time, so the client never ships a whole layer at once. Tasks
+are pure functions of their inputs: Dask reruns those of a lost worker elsewhere. On any exit
+by exception, Ctrl-C included, the futures are cancelled.
+"""
+from __future__ import annotations
+
+import contextlib
+from typing import Iterator
+
+import numpy as np
+
+from ..resources import memory_limit
+from .count import CountResult, count_prefixes
+from .tables import Tables
+
+#: chunks submitted ahead of the one being added, per worker thread
+AHEAD_PER_THREAD = 2
+
+
+def _worker_memory() -> int:
+    """Bytes this worker may use: ¾ of its machine's memory, and of its Dask memory limit if set."""
+    limit = memory_limit(None)
+    with contextlib.suppress(Exception):
+        from distributed import get_worker
+
+        dask_limit = get_worker().memory_manager.memory_limit
+        if dask_limit:
+            limit = min(limit, int(0.75 * dask_limit))
+    return limit
+
+
+def _count_chunk(tables: Tables, cell: int, states_NW: np.ndarray, limbs_NL: np.ndarray, mass_N: np.ndarray,
+                 work: int) -> CountResult:
+    return count_prefixes(tables, cell, states_NW, limbs_NL, mass_N, max_memory=_worker_memory(), work=work)
+
+
+def count_chunks(client, tables: Tables, cell: int, states_NW: np.ndarray, limbs_NL: np.ndarray, mass_N: np.ndarray,
+                 bounds: list[tuple[int, int]], work: int, bar=None) -> Iterator[CountResult]:
+    """The partial result of each chunk [lo, hi) of layer ``cell``, in the order of ``bounds``,
+    counted on ``client``'s workers."""
+    ahead = AHEAD_PER_THREAD * max(1, sum((client.nthreads() or {}).values()))
+    futures: list = []
+    try:
+        [tables_f] = client.scatter([tables], broadcast=True, hash=False)
+        futures.append(tables_f)
+        pending: list = []
+        nxt = 0
+        while nxt < len(bounds) or pending:
+            while nxt < len(bounds) and len(pending) < ahead:
+                lo, hi = bounds[nxt]
+                data = client.scatter([states_NW[lo:hi], limbs_NL[lo:hi], mass_N[lo:hi]], hash=False)
+                f = client.submit(_count_chunk, tables_f, cell, *data, work, pure=False)
+                futures += data + [f]
+                pending.append((lo, hi, data, f))
+                nxt += 1
+            lo, hi, data, f = pending.pop(0)
+            part = f.result()
+            for x in data + [f]:
+                x.release()
+            if bar is not None:
+                bar.set_postfix(cell=cell + 1, prefixes=f"{hi:,} of {len(states_NW):,}", tasks=len(bounds),
+                                refresh=False)
+            yield part
+    finally:
+        with contextlib.suppress(Exception):      # a lost scheduler must not hide the result or the error
+            client.cancel(futures)
