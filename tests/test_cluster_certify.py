@@ -181,16 +181,17 @@ def test_listing_decoded_and_searched_on_workers(client, tmp_path):
 
 
 def test_counting_chunks_on_workers_equal_single_process(client):
-    """The counting pass's first prefix split runs as tasks; count, both masses and the largest
-    layer equal the single process's bit for bit (~5·10^12 reachable latents, split at two sizes)."""
+    """The counting pass's prefix chunks run as tasks, nested splits too; count, both masses, the
+    largest layer and the splits equal the single process's bit for bit (~5·10^12 reachable
+    latents, split at two sizes)."""
     from tests.test_enumeration_memory import emulated_trials
 
     E = emulated_trials(0, 7, 8, 8, n_base=60, trials=10, q=0.004)
-    for work in (1 << 20, 1 << 19):
+    for work in (1 << 21, 1 << 20):
         one = count_reachable(E, 1, None, work=work)
         two = count_reachable(E, 1, None, work=work, client=client)
-        assert one.splits >= 2 and one.memory_splits == 0 and two.memory_splits == 0 and two.tasks >= 2
-        assert (one.count, one.dead_end_mass, one.reachable_mass, one.max_states) == \
-               (two.count, two.dead_end_mass, two.reachable_mass, two.max_states)
+        assert one.splits >= 2 and one.memory_splits == 0 and two.memory_splits == 0 and two.tasks > 2
+        assert (one.count, one.dead_end_mass, one.reachable_mass, one.max_states, one.splits) == \
+               (two.count, two.dead_end_mass, two.reachable_mass, two.max_states, two.splits)
     ran = client.run_on_scheduler(lambda dask_scheduler: sorted(dask_scheduler.task_prefixes))
     assert "count_chunk" in ran

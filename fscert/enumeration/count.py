@@ -23,7 +23,7 @@ chunk), consecutive runs whose first step takes at most ``work`` bytes, and each
 continued through the remaining cells on its own, depth-first (:func:`count_prefixes`); a
 chunk may split again later. These chunks depend only on E, ρ and ``work``, never on the
 machine, so every float64 mass is summed in the same order on any machine, and on a Dask
-cluster, where the chunks of the first split are tasks (:mod:`fscert.enumeration.count_sharded`):
+cluster, where the chunks are tasks (:mod:`fscert.enumeration.count_sharded`):
 the same count and the same masses, bit for bit.
 
 Memory guard. The step's memory plus what is held is checked against ``max_memory``
@@ -209,7 +209,7 @@ def count_prefixes(tables: Tables, cell: int, states_NW: np.ndarray, limbs_NL: n
     (:func:`candidate_edges`); when it exceeds ``work`` bytes, or ``held`` plus it exceeds
     ``max_memory`` (bytes; None: ¾ of the machine's memory), the layer is split into prefix
     chunks run depth-first (:func:`_split_layer`); with ``client`` (a Dask client) the chunks
-    of the first split run as tasks on its workers, with the same result. With ``can_abort`` the call may instead give up before
+    run as tasks on its workers (nested splits too), with the same result. With ``can_abort`` the call may instead give up before
     allocating (internal :class:`_DoesNotFit`) so that the caller retries smaller chunks:
     it does so when the layer to split would take more than ``NEST_FRACTION`` of its room.
     ``held``: bytes the caller keeps alive meanwhile, including the given arrays (default:
@@ -383,8 +383,8 @@ def forward(tables: Tables, store: bool = False, progress: bool = False, max_mem
     ``max_memory`` (bytes; None: ¾ of the machine's memory, :func:`fscert.resources.memory_limit`)
     bounds every step: counting splits a layer whose step exceeds ``work`` bytes or does not
     fit into prefix chunks (:func:`count_prefixes`), listing (``store``) refuses with a
-    one-line :class:`FscertError`. ``client``: the counting chunks of the first split run on
-    its workers (the same result, bit for bit, while ``memory_splits`` is 0).
+    one-line :class:`FscertError`. ``client``: the counting chunks run on its workers (the
+    same result, bit for bit, while ``memory_splits`` is 0).
     """
     limit = memory_limit(max_memory)
     with Progress(total=tables.n_cells, desc="enumerate" if store else "count", unit="cell",

@@ -3,9 +3,10 @@
 :func:`fscert.enumeration.count.count_prefixes` cuts a layer whose step exceeds ``work`` bytes
 into chunks of prefix states that depend only on E, ρ and ``work`` (canonical chunks), and
 adds their partial results (exact limb counts, float64 dead-end and reachable masses) in
-chunk order. Here the chunks of the first split are Dask tasks: each worker continues its
-chunk through the remaining cells with the same code (splitting again, depth-first, by the
-same rule), and the client adds the partial results in chunk order. The operations and their
+chunk order. Here the chunks are Dask tasks: each worker continues its chunk through the
+remaining cells with the same code; where that chunk splits again (by the same rule), its
+sub-chunks become tasks too (the parent task leaves its worker's thread pool while it waits,
+:func:`distributed.secede`), and every level adds its chunks' results in chunk order. The operations and their
 order are those of the single process, so the count, both masses and ``max_states`` are the
 same, bit for bit, as long as neither side had to cut a chunk for want of memory
 (``CountResult.memory_splits`` = 0 on both; a worker's memory is the smaller of ¾ of its
@@ -45,7 +46,20 @@ def _worker_memory() -> int:
 
 def _count_chunk(tables: Tables, cell: int, states_NW: np.ndarray, limbs_NL: np.ndarray, mass_N: np.ndarray,
                  work: int) -> CountResult:
-    return count_prefixes(tables, cell, states_NW, limbs_NL, mass_N, max_memory=_worker_memory(), work=work)
+    from distributed import get_client
+
+    return count_prefixes(tables, cell, states_NW, limbs_NL, mass_N, max_memory=_worker_memory(), work=work,
+                          client=get_client())
+
+
+def _in_worker() -> bool:
+    try:
+        from distributed import get_worker
+
+        get_worker()
+        return True
+    except (ImportError, ValueError):
+        return False
 
 
 def count_chunks(client, tables: Tables, cell: int, states_NW: np.ndarray, limbs_NL: np.ndarray, mass_N: np.ndarray,
@@ -54,6 +68,11 @@ def count_chunks(client, tables: Tables, cell: int, states_NW: np.ndarray, limbs
     counted on ``client``'s workers."""
     ahead = AHEAD_PER_THREAD * max(1, sum((client.nthreads() or {}).values()))
     futures: list = []
+    nested = _in_worker()
+    if nested:                                    # a task splitting its chunk: wait outside the thread pool
+        from distributed import rejoin, secede
+
+        secede()
     try:
         [tables_f] = client.scatter([tables], broadcast=True, hash=False)
         futures.append(tables_f)
@@ -78,3 +97,5 @@ def count_chunks(client, tables: Tables, cell: int, states_NW: np.ndarray, limbs
     finally:
         with contextlib.suppress(Exception):      # a lost scheduler must not hide the result or the error
             client.cancel(futures)
+        if nested:
+            rejoin()
