@@ -62,7 +62,7 @@ J = CertifyConfig()
 # same shape as train's decorators, not the same logic: own defaults and help (shared ones: common.py)
 @max_memory_option("training, listing, decoding and auditing")
 @seed_option(J.seed)
-@cluster_options("the near-copy searches and the audit's nearest-neighbour searches")
+@cluster_options("the count, the decoding, the near-copy searches and the nearest-neighbour searches")
 @click.option("--resume", is_flag=True,
               help="Continue an interrupted run from OUT.partial (same options and data): finished stages are "
                    "reused and the result is identical to an uninterrupted run.")

@@ -52,7 +52,7 @@ from .common import (KAPPA, TAU, IntRange, OutputPath, batch_size_option, cluste
                    "(without it they are recorded as unknown).")
 @gamma_option(EnumerateConfig.gammas)
 @batch_size_option(EnumerateConfig.batch, "Images decoded at once.", hidden_aliases=("--batch",), name="batch")
-@cluster_options("the near-copy searches")
+@cluster_options("the count, the decoding, the near-copy searches and the nearest-neighbour searches")
 @force_option("existing outputs (--out and --graph)")
 @quiet_option(expose_value=False)
 def enumerate_cmd(latents_path, rho, out, count_only, max_images, recon_search, near_copies_only, max_memory,

@@ -200,9 +200,10 @@ def run_certify(job: CertifyConfig, out: str | Path, force: bool = False, progre
     Each stage's start and duration and the estimates are logged at INFO (``fscert.certify``,
     :mod:`fscert.resources`); a resume that finds no run, or a listing too large to list, at WARNING.
 
-    ``client`` (a ``dask.distributed.Client``): the near-copy searches (stage 5, above
-    ``max_images``) and the audit's nearest-neighbour searches (stage 6) run on its workers;
-    every output is the same as without it (training, drawing and listing stay here).
+    ``client`` (a ``dask.distributed.Client``): the count's prefix chunks, the decoding and
+    nearest-image search of a listing, the near-copy searches (stage 5, above ``max_images``)
+    and the audit's nearest-neighbour searches (stage 6) run on its workers; every output is
+    the same as without it (training, drawing and the listing pass itself stay here).
     """
     from .data import load_dataset, load_images
     from .hashing import sha256_array
