@@ -93,6 +93,16 @@ def test_canonical_split_is_the_same_on_every_machine():
                    (runs[0].dead_end_mass, runs[0].reachable_mass, runs[0].max_states, runs[0].splits)
 
 
+def test_one_state_chunks_terminate():
+    """``work`` below one state's step: every chunk is a single prefix state, which advances
+    without splitting at its own cell; the count is still exact."""
+    E, counts = random_empirical(5, 2, 4, 4, n_base=3, trials=4, flip=0.2, with_counts=True)
+    ref = count_reachable(E, 1, counts)
+    res = count_reachable(E, 1, counts, work=1)
+    assert res.splits >= 1 and res.memory_splits == 0
+    assert_same(ref, res, 1 << 40)
+
+
 def test_memory_cuts_are_reported():
     """A split forced by the memory limit (smaller than ``work``) is counted in ``memory_splits``."""
     E, counts = random_empirical(0, 2, 4, 4, n_base=4, trials=5, flip=0.15, with_counts=False)
