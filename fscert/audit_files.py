@@ -126,7 +126,7 @@ def audit_files(files: AuditFiles, config: AuditConfig | None = None, gammas=DEF
     if client is not None and feats is None:          # workers read their training shards from the file
         from .metrics.sharded import file_rows_for
 
-        source = file_rows_for(files.train, files.limit, files.split, train.images)
+        source = file_rows_for(files.train, files.limit, files.split, train.images, train.names)
         logger.info("the Dask workers read their training shards from " + str(files.train) if source is not None
                     else "the training images are sent to the Dask workers (they cannot read them from the file)")
     result = audit(train, gen, gammas, features=feats, test_NCHW=test, test_features=tfeat, config=cfg,

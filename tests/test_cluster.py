@@ -357,9 +357,39 @@ def test_audit_on_two_workers_equals_the_single_process(tmp_path):
     assert b'"near_copies"' in outs["single"][0]
 
 
+def test_audit_of_a_folder_on_two_workers_reads_shards_from_the_folder(tmp_path):
+    """`fscert audit --train FOLDER --workers 2`: the workers read their shards from the PNG files
+    themselves, and the JSON is byte-identical to the single process's."""
+    from unittest import mock
+
+    from click.testing import CliRunner
+    from PIL import Image
+
+    import fscert.metrics.sharded as sharded
+    from fscert.metrics.folder_rows import FolderRows
+    from fscert_cli.main import cli
+
+    u8 = (load_images("mnist", limit=300)[:, 0] * 255).round().astype(np.uint8)
+    (tmp_path / "train").mkdir()
+    for i in range(250):
+        Image.fromarray(u8[i]).save(tmp_path / "train" / f"im{i}.png")
+    np.savez(tmp_path / "gen.npz", images=np.concatenate([u8[:20], u8[250:]]))
+    outs = {}
+    for name, extra in (("single", []), ("cluster", ["--workers", "2"])):
+        with mock.patch.object(sharded, "file_rows_for", wraps=sharded.file_rows_for) as spy:
+            r = CliRunner().invoke(cli, ["audit", "--train", str(tmp_path / "train"), "--generated",
+                                         str(tmp_path / "gen.npz"), "--json", str(tmp_path / f"{name}.json"),
+                                         "--quiet", *extra])
+        assert r.exit_code == 0, r.output
+        outs[name] = (tmp_path / f"{name}.json").read_bytes()
+        if extra:                                  # what the audit handed the workers: the folder, not rows
+            assert spy.call_count == 1 and isinstance(sharded.file_rows_for(*spy.call_args.args), FolderRows)
+    assert outs["single"] == outs["cluster"]
+
+
 def test_file_rows_for_lets_workers_read_the_training_file(tmp_path):
     """The audit hands the workers a FileRows only where they read exactly the loaded rows:
-    bundled sets and array files (MedMNIST splits included); not folders, not other rows."""
+    bundled sets and array files (MedMNIST splits included); never other rows."""
     from PIL import Image
 
     from fscert.metrics.sharded import file_rows_for
@@ -375,4 +405,34 @@ def test_file_rows_for_lets_workers_read_the_training_file(tmp_path):
     assert file_rows_for("mnist", 300, "train", x[:299]) is None
     (tmp_path / "pngs").mkdir()
     Image.fromarray(u8[0]).save(tmp_path / "pngs" / "a.png")
-    assert file_rows_for(str(tmp_path / "pngs"), None, "train", load_images(tmp_path / "pngs")) is None
+    assert file_rows_for(str(tmp_path / "pngs"), None, "train", load_images(tmp_path / "pngs")) is None   # no names
+
+
+def test_folder_rows_read_what_the_folder_read_gives(tmp_path):
+    """A folder (class subfolders; DICOM files of different rescale ranges, one multi-frame; PNGs,
+    one grayscale stored as RGB; a file that is not an image): every shard a worker reads equals
+    the client's read, byte for byte, with and without a limit; other rows are refused."""
+    from PIL import Image
+
+    from fscert.data import load_dataset
+    from fscert.metrics.folder_rows import FolderRows
+    from fscert.metrics.sharded import file_rows_for
+    from tests.test_inputs import write_dicom
+
+    u8 = (load_images("pneumoniamnist", limit=9)[:, 0] * 255).round().astype(np.uint8)
+    a, b = tmp_path / "f" / "a", tmp_path / "f" / "b"
+    a.mkdir(parents=True), b.mkdir()
+    write_dicom(a / "s1.dcm", u8[0], bits=8)
+    write_dicom(a / "s2.dcm", u8[1:4], bits=8, RescaleIntercept=-100)          # 3 frames, another range
+    Image.fromarray(u8[4]).save(a / "s10.png")
+    Image.fromarray(np.stack([u8[5]] * 3, -1)).save(b / "g.png")               # grayscale stored as RGB
+    for i in (6, 7, 8):
+        Image.fromarray(u8[i]).save(b / f"p{i}.png")
+    (b / "notes.txt").write_text("not an image")
+    for limit in (None, 5):
+        ds = load_dataset(tmp_path / "f", limit=limit, warn=False)
+        src = file_rows_for(str(tmp_path / "f"), limit, "train", ds.images, ds.names)
+        assert isinstance(src, FolderRows) and src.count() == len(ds.images) == (limit or 9)
+        for lo, hi in ((0, 3), (2, 5), (3, 4), (4, len(ds.images))):
+            assert src.rows(lo, hi).tobytes() == ds.images[lo:hi].tobytes(), (limit, lo, hi)
+        assert file_rows_for(str(tmp_path / "f"), limit, "train", ds.images[::-1].copy(), ds.names) is None

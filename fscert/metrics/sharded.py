@@ -4,7 +4,8 @@
 second-nearest training row of every query row, exact float64 squared distances, the inner
 step of Eq. 9) as ``nearest(query, train)`` in one process, bit for bit, ties included, while
 each worker reads only its own shard of the training rows from the dataset itself
-(:class:`FileRows`: ``.npy``, ``.npz``, HDF5; :class:`ArrayRows`: an in-memory array, for
+(:class:`FileRows`: ``.npy``, ``.npz``, HDF5; :class:`~fscert.metrics.folder_rows.FolderRows`:
+a folder of image files; :class:`ArrayRows`: an in-memory array, for
 tests and small sets, scattered once).
 
 How. ``nearest`` (a) centres both sets on the training mean, a float64 sum of per-chunk
@@ -73,6 +74,7 @@ import torch
 from ..data import resolve, to_nchw
 from ..fit import Fit
 from ..errors import FscertError
+from .folder_rows import FolderRows
 from .nearest import CANDIDATES, GEN_BATCH, TRAIN_CHUNK, Nearest, Rows, approx_sqdist, exact_sqdist, rank_candidates
 
 if TYPE_CHECKING:
@@ -182,12 +184,19 @@ class FileRows:
 CHECK_ROWS = 256
 
 
-def file_rows_for(spec: str, limit: int | None, split: str | None, images_NCHW: np.ndarray) -> "FileRows | None":
-    """A :class:`FileRows` that makes the workers read ``images_NCHW`` (what ``load_dataset`` read
-    from ``spec``) themselves, or None: not a .npy / .npz / HDF5 file or bundled name, or other
-    rows (count and first :data:`CHECK_ROWS` rows compared byte for byte; MedMNIST splits read)."""
+def file_rows_for(spec: str, limit: int | None, split: str | None, images_NCHW: np.ndarray,
+                  names: list[str] | None = None) -> "FileRows | FolderRows | None":
+    """A :class:`FileRows` (or, for a folder of images with their ``names`` from the client's
+    read, a :class:`~fscert.metrics.folder_rows.FolderRows`) that makes the workers read
+    ``images_NCHW`` (what ``load_dataset`` read from ``spec``) themselves, or None: not a .npy /
+    .npz / HDF5 file, bundled name or folder, or other rows (count, first and last
+    :data:`CHECK_ROWS` rows compared byte for byte; MedMNIST splits read)."""
     try:
         p = resolve(spec)
+        if p.is_dir() and names is not None:
+            from .folder_rows import folder_rows_for
+
+            return _checked(folder_rows_for(p, names, limit, int(images_NCHW.shape[1])), images_NCHW)
         if not p.is_file():
             return None
         with open(p, "rb") as f:
@@ -199,16 +208,22 @@ def file_rows_for(spec: str, limit: int | None, split: str | None, images_NCHW: 
             with zipfile.ZipFile(p) as z:
                 if f"{split}_images.npy" in z.namelist() and "images.npy" not in z.namelist():
                     key = f"{split}_images"
-        src = FileRows(str(spec), key=key, limit=limit, images=True)
-        n = len(images_NCHW)
-        if src.count() != n:
-            return None
-        k = min(n, CHECK_ROWS)
-        if src.rows(0, k).tobytes() != np.ascontiguousarray(images_NCHW[:k]).tobytes():
-            return None
-        return src
+        return _checked(FileRows(str(spec), key=key, limit=limit, images=True), images_NCHW)
     except (FscertError, OSError, ValueError, KeyError, zipfile.BadZipFile):
         return None
+
+
+def _checked(src, images_NCHW: np.ndarray):
+    """``src`` if it reads as many rows as ``images_NCHW`` and the same first and last
+    :data:`CHECK_ROWS` rows, byte for byte; else None."""
+    n = len(images_NCHW)
+    if src.count() != n:
+        return None
+    k = min(n, CHECK_ROWS)
+    for lo, hi in ((0, k), (n - k, n)):
+        if src.rows(lo, hi).tobytes() != np.ascontiguousarray(images_NCHW[lo:hi]).tobytes():
+            return None
+    return src
 
 
 class ArrayRows:
@@ -355,7 +370,7 @@ def nearest_sharded(query: Any, train: "FileRows | ArrayRows | Any", client: "Cl
     """
     mean_chunk = _nearest_module.TRAIN_CHUNK
     q_ND = _rows_2d(query).contiguous()
-    if not isinstance(train, (FileRows, ArrayRows)):
+    if not isinstance(train, (FileRows, FolderRows, ArrayRows)):
         train = ArrayRows(train)
     if isinstance(train, ArrayRows) and train.t_ND.shape[1] != q_ND.shape[1]:
         raise ValueError(f"query rows have {q_ND.shape[1]} values, reference rows {train.t_ND.shape[1]}")
