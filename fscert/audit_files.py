@@ -124,7 +124,7 @@ def audit_files(files: AuditFiles, config: AuditConfig | None = None, gammas=DEF
     cfg = replace(config or AuditConfig(), extra=files.provenance())
     source = None
     if client is not None and feats is None:          # workers read their training shards from the file
-        from .metrics.sharded import file_rows_for
+        from .metrics.file_rows import file_rows_for
 
         source = file_rows_for(files.train, files.limit, files.split, train.images, train.names)
         logger.info("the Dask workers read their training shards from " + str(files.train) if source is not None

@@ -365,8 +365,8 @@ def test_audit_of_a_folder_on_two_workers_reads_shards_from_the_folder(tmp_path)
     from click.testing import CliRunner
     from PIL import Image
 
-    import fscert.metrics.sharded as sharded
-    from fscert.metrics.folder_rows import FolderRows
+    import fscert.metrics.file_rows as file_rows
+    from fscert.metrics.file_rows import FolderRows
     from fscert_cli.main import cli
 
     u8 = (load_images("mnist", limit=300)[:, 0] * 255).round().astype(np.uint8)
@@ -376,14 +376,14 @@ def test_audit_of_a_folder_on_two_workers_reads_shards_from_the_folder(tmp_path)
     np.savez(tmp_path / "gen.npz", images=np.concatenate([u8[:20], u8[250:]]))
     outs = {}
     for name, extra in (("single", []), ("cluster", ["--workers", "2"])):
-        with mock.patch.object(sharded, "file_rows_for", wraps=sharded.file_rows_for) as spy:
+        with mock.patch.object(file_rows, "file_rows_for", wraps=file_rows.file_rows_for) as spy:
             r = CliRunner().invoke(cli, ["audit", "--train", str(tmp_path / "train"), "--generated",
                                          str(tmp_path / "gen.npz"), "--json", str(tmp_path / f"{name}.json"),
                                          "--quiet", *extra])
         assert r.exit_code == 0, r.output
         outs[name] = (tmp_path / f"{name}.json").read_bytes()
         if extra:                                  # what the audit handed the workers: the folder, not rows
-            assert spy.call_count == 1 and isinstance(sharded.file_rows_for(*spy.call_args.args), FolderRows)
+            assert spy.call_count == 1 and isinstance(file_rows.file_rows_for(*spy.call_args.args), FolderRows)
     assert outs["single"] == outs["cluster"]
 
 
@@ -415,8 +415,7 @@ def test_folder_rows_read_what_the_folder_read_gives(tmp_path):
     from PIL import Image
 
     from fscert.data import load_dataset
-    from fscert.metrics.folder_rows import FolderRows
-    from fscert.metrics.sharded import file_rows_for
+    from fscert.metrics.file_rows import FolderRows, file_rows_for
     from tests.test_inputs import write_dicom
 
     u8 = (load_images("pneumoniamnist", limit=9)[:, 0] * 255).round().astype(np.uint8)
