@@ -195,3 +195,38 @@ def test_counting_chunks_on_workers_equal_single_process(client):
                (two.count, two.dead_end_mass, two.reachable_mass, two.max_states, two.splits)
     ran = client.run_on_scheduler(lambda dask_scheduler: sorted(dask_scheduler.task_prefixes))
     assert "count_chunk" in ran
+
+
+def test_killed_worker_during_the_count_is_rerun(client):
+    """SIGKILL of a worker process while it counts a prefix chunk: Dask reruns the task, and the
+    count, both masses and the largest layer are unchanged."""
+    import os
+    import signal
+    import threading
+    import time
+
+    from tests.test_enumeration_memory import emulated_trials
+
+    E = emulated_trials(0, 7, 8, 8, n_base=60, trials=10, q=0.004)
+    want = count_reachable(E, 1, None, work=1 << 20)
+    pids = client.run(os.getpid)
+    killed: list[int] = []
+
+    def kill():
+        end = time.monotonic() + 120
+        while time.monotonic() < end and not killed:
+            for addr, keys in client.processing().items():
+                if any("count_chunk" in str(k) for k in keys) and addr in pids:
+                    os.kill(pids[addr], signal.SIGKILL)
+                    killed.append(pids[addr])
+                    return
+            time.sleep(0.005)
+
+    t = threading.Thread(target=kill)
+    t.start()
+    got = count_reachable(E, 1, None, work=1 << 20, client=client)
+    t.join()
+    assert killed, "no worker was killed"
+    assert (got.count, got.dead_end_mass, got.reachable_mass, got.max_states, got.splits) == \
+           (want.count, want.dead_end_mass, want.reachable_mass, want.max_states, want.splits)
+    client.wait_for_workers(2, timeout=120)          # the nanny restarts it: later tests get two workers

@@ -12,14 +12,18 @@ same, bit for bit, as long as neither side had to cut a chunk for want of memory
 (``CountResult.memory_splits`` = 0 on both; a worker's memory is the smaller of ¾ of its
 machine's and ¾ of its Dask memory limit).
 
-The tables are scattered to every worker once; at most ``AHEAD_PER_THREAD`` chunks per worker
-thread are on the workers at a time, so the client never ships a whole layer at once. Tasks
-are pure functions of their inputs: Dask reruns those of a lost worker elsewhere. On any exit
+The tables are scattered to every worker once (sub-chunks reuse them). A chunk's rows travel inside its task (not
+scattered to one worker, where they would die with it), so Dask can rerun the task of a lost
+worker elsewhere (tested: a worker killed mid-count changes nothing); at most
+``AHEAD_PER_THREAD`` chunks per worker thread are submitted at a time, so the client never
+ships a whole layer at once. On any exit
 by exception, Ctrl-C included, the futures are cancelled.
 """
 from __future__ import annotations
 
 import contextlib
+import threading
+import warnings
 from typing import Iterator
 
 import numpy as np
@@ -44,12 +48,20 @@ def _worker_memory() -> int:
     return limit
 
 
+#: in a task: the key of the tables scattered by the client, which sub-chunks reuse
+_task = threading.local()
+
+
 def _count_chunk(tables: Tables, cell: int, states_NW: np.ndarray, limbs_NL: np.ndarray, mass_N: np.ndarray,
-                 work: int) -> CountResult:
+                 work: int, tables_key: str) -> CountResult:
     from distributed import get_client
 
-    return count_prefixes(tables, cell, states_NW, limbs_NL, mass_N, max_memory=_worker_memory(), work=work,
-                          client=get_client())
+    _task.tables_key = tables_key
+    try:
+        return count_prefixes(tables, cell, states_NW, limbs_NL, mass_N, max_memory=_worker_memory(), work=work,
+                              client=get_client())
+    finally:
+        _task.tables_key = None
 
 
 def _in_worker() -> bool:
@@ -74,22 +86,29 @@ def count_chunks(client, tables: Tables, cell: int, states_NW: np.ndarray, limbs
 
         secede()
     try:
-        [tables_f] = client.scatter([tables], broadcast=True, hash=False)
-        futures.append(tables_f)
+        key = getattr(_task, "tables_key", None) if nested else None
+        if key is not None:                       # a sub-split: the tables are on the workers already
+            from distributed import Future
+
+            tables_f = Future(key, client=client)
+        else:
+            [tables_f] = client.scatter([tables], broadcast=True, hash=False)
+            futures.append(tables_f)
         pending: list = []
         nxt = 0
         while nxt < len(bounds) or pending:
             while nxt < len(bounds) and len(pending) < ahead:
                 lo, hi = bounds[nxt]
-                data = client.scatter([states_NW[lo:hi], limbs_NL[lo:hi], mass_N[lo:hi]], hash=False)
-                f = client.submit(_count_chunk, tables_f, cell, *data, work, pure=False)
-                futures += data + [f]
-                pending.append((lo, hi, data, f))
+                with warnings.catch_warnings():   # the chunk travels in the task, on purpose (docstring)
+                    warnings.filterwarnings("ignore", message=".*[Ll]arge object.*")
+                    f = client.submit(_count_chunk, tables_f, cell, states_NW[lo:hi], limbs_NL[lo:hi], mass_N[lo:hi],
+                                      work, tables_f.key, pure=False)
+                futures.append(f)
+                pending.append((lo, hi, f))
                 nxt += 1
-            lo, hi, data, f = pending.pop(0)
+            lo, hi, f = pending.pop(0)
             part = f.result()
-            for x in data + [f]:
-                x.release()
+            f.release()
             if bar is not None:
                 bar.set_postfix(cell=cell + 1, prefixes=f"{hi:,} of {len(states_NW):,}", tasks=len(bounds),
                                 refresh=False)
