@@ -265,7 +265,7 @@ def _stages(job: CertifyConfig, x: np.ndarray, x_test: np.ndarray | None, mcfg, 
     from .audit import audit, report_json
     from .autoencoder import encode_batched, load_model, model_sha256, save_model
     from .certificate import latents_sha256, read_certificate, write_certificate
-    from .enumerate import Inputs, certify
+    from .enumerate import Inputs, certify, search_checkpoint_path
     from .empirical import draw_attrs, draw_samples
     from .enumeration import TooManyImages
     from .geometry import Geometry
@@ -332,6 +332,7 @@ def _stages(job: CertifyConfig, x: np.ndarray, x_test: np.ndarray | None, mcfg, 
             cert = certify(inputs, ccfg, progress=progress)
         write_certificate(work / "cert.h5", cert)
         ckpt.unlink(missing_ok=True)
+        shutil.rmtree(search_checkpoint_path(ckpt), ignore_errors=True)
     cert = read_certificate(work / "cert.h5")
     listed = not bool(cert.attrs.get("count_only"))
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -339,12 +340,18 @@ def certify(inputs: Inputs, cfg: EnumerateConfig, progress: bool = False,
     elif not cfg.count_only:
         guard(len(cert.latents))
     if cert.attrs.get("verdict_scope") == SCOPE_SEARCHED:
+        from .nearcopy_checkpoint import SearchCheckpoint
         from .verdict import add_search_verdict
 
         logger.info(f"{cert.attrs['reachable_count']} reachable images: searching every training image's "
                     "near-copies without listing them")
+        search_ckpt = None
+        if checkpoint is not None:            # the finished searches, kept for a resumed run
+            search_ckpt = SearchCheckpoint(search_checkpoint_path(checkpoint),
+                                           key + cert.attrs["train_sha256"] + (geometry.to_json() if geometry else ""))
         add_search_verdict(cert, E.latents, E.counts, inputs.model, Targets(inputs.train, geometry), cfg,
-                           float(cert.attrs["dead_end_mass"]), progress=progress, client=client)
+                           float(cert.attrs["dead_end_mass"]), progress=progress, client=client,
+                           checkpoint=search_ckpt)
     elif inputs.model is not None:
         decode_into(cert, inputs.model, n_done, cfg.batch, ckpt, progress, client=client)
         if inputs.train is not None:
@@ -355,6 +362,13 @@ def certify(inputs: Inputs, cfg: EnumerateConfig, progress: bool = False,
     add_fidelity(cert, inputs, cfg, geometry, progress=progress, client=client)
     return cert
 
+
+
+def search_checkpoint_path(checkpoint: str | Path) -> Path:
+    """The folder of finished near-copy searches beside the decoding checkpoint ``checkpoint``
+    (:mod:`fscert.nearcopy_checkpoint`): ``CHECKPOINT.search``."""
+    checkpoint = Path(checkpoint)
+    return checkpoint.with_name(checkpoint.name + ".search")
 
 
 def checkpoint_path(out: str | Path) -> Path:
@@ -371,21 +385,27 @@ def certify_to_file(inputs: Inputs, cfg: EnumerateConfig, out: str | Path, resum
     Without ``resume`` a checkpoint an earlier run left is removed first; with it, the run
     continues from the checkpoint when the inputs and options are the same (else it starts
     again) and writes the certificate of an uninterrupted run, byte for byte. Ctrl-C keeps the
-    checkpoint (an INFO record says so); once the certificate is written the checkpoint is removed."""
+    checkpoint (an INFO record says so); once the certificate is written the checkpoint is removed.
+    The same holds for the finished near-copy searches of a certificate too large to list
+    (``OUT.partial.h5.search/``, :mod:`fscert.nearcopy_checkpoint`)."""
     partial = checkpoint_path(out)
+    searched = search_checkpoint_path(partial)
     if not resume:
         partial.unlink(missing_ok=True)
-    elif not partial.exists():
+        shutil.rmtree(searched, ignore_errors=True)
+    elif not partial.exists() and not searched.exists():
         logger.warning(f"no checkpoint {partial} to resume from; starting from the beginning")
     try:
         cert = certify(inputs, cfg, progress=progress, checkpoint=partial, client=client)
     except KeyboardInterrupt:
-        if partial.exists():
-            logger.info(f"the listing and the images decoded so far are kept in {partial}; rerun with --resume to "
-                        "continue")
+        for kept, what in ((partial, "the listing and the images decoded so far"),
+                           (searched, "the finished near-copy searches")):
+            if kept.exists():
+                logger.info(f"{what} are kept in {kept}; rerun with --resume to continue")
         raise
     digest = write_certificate(out, cert)
     partial.unlink(missing_ok=True)
+    shutil.rmtree(searched, ignore_errors=True)
     return cert, digest
 
 from .verify import _describe, _same_array, verify  # noqa: E402,F401  (re-exported from fscert.enumerate)

@@ -37,6 +37,7 @@ near-copies were listed, otherwise bounded, and the reason is recorded.
 """
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -57,6 +58,8 @@ from .survival import Survival, SurvivalTooLarge
 
 #: budget multipliers tried when no output is within the smallest γ (−6, −12, −18 dB)
 LADDER = (4.0, 16.0, 64.0)
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -330,7 +333,7 @@ class NearCopyResult:
 def near_copy_search(latents: np.ndarray, counts: np.ndarray | None, rho: int, model,
                      train: np.ndarray | Targets, cfg: NearCopyConfig, dead_end_mass: float, progress: bool = False,
                      tables: Tables | None = None, train_indices: list[int] | None = None,
-                     client=None) -> NearCopyResult:
+                     client=None, checkpoint=None) -> NearCopyResult:
     """Run :class:`NearCopySearch` for every training image (or ``train_indices``) and merge: the
     listed near-copies deduplicated, each one's nearest training image and PSNR computed as the
     listing's metrics do (``metrics.nearest_train``), and the union bounded
@@ -340,18 +343,30 @@ def near_copy_search(latents: np.ndarray, counts: np.ndarray | None, rho: int, m
     (canvas images and the region compared: every PSNR, budget and distance is over the region).
 
     ``client``: a ``dask.distributed.Client``; the training images' searches then run as tasks
-    on its workers (:mod:`fscert.nearcopy_sharded`), with the same results."""
+    on its workers (:mod:`fscert.nearcopy_sharded`), with the same results.
+
+    ``checkpoint``: a :class:`fscert.nearcopy_checkpoint.SearchCheckpoint`; each finished
+    training image's result is saved there, and the ones it already holds are not searched
+    again (the same results as an uninterrupted run)."""
     s = NearCopySearch(latents, counts, rho, model, train, cfg, tables)
     s.survival.progress = progress
     s.survival.build()        # before any search: each training image's result is then independent of the others
     idx = list(range(len(train))) if train_indices is None else list(train_indices)
+    done = checkpoint.load() if checkpoint is not None else {}
+    todo = [t for t in idx if t not in done]
+    if done:
+        logger.info(f"{len(idx) - len(todo):,} of {len(idx):,} training images' searches resumed from {checkpoint.dir}")
+    save = checkpoint.save if checkpoint is not None else None
     if client is None:
-        per = [s.run_one(t) for t in Progress(idx, desc="near-copies", unit="training image", show=progress,
-                                              leave=False)]
+        for t in Progress(todo, desc="near-copies", unit="training image", show=progress, leave=False):
+            done[t] = s.run_one(t)
+            if save is not None:
+                save(done[t])
     else:
         from .nearcopy_sharded import run_sharded
-        per = run_sharded(s, (latents, counts, rho, model, train, cfg), idx, client, progress)
-    return merge_results(s, per, dead_end_mass)
+        for r in run_sharded(s, (latents, counts, rho, model, train, cfg), todo, client, progress, save):
+            done[r.index] = r
+    return merge_results(s, [done[t] for t in idx], dead_end_mass)
 
 
 def merge_results(s: NearCopySearch, per: list[TrainResult], dead_end_mass: float) -> NearCopyResult:

@@ -71,11 +71,12 @@ def _block_size(client: "Client", n: int) -> int:
 
 
 def run_sharded(s: "NearCopySearch", spec: tuple, idx: list[int], client: "Client",
-                progress: bool = False) -> list["TrainResult"]:
+                progress: bool = False, save=None) -> list["TrainResult"]:
     """Run ``s.run_one(t)`` for every t of ``idx`` on ``client``'s workers; results in ``idx`` order.
 
     ``spec``: (latents, counts, ρ, model, train, cfg) as given to ``NearCopySearch``; ``s``'s
-    survival table must be built (its directory is what the workers read)."""
+    survival table must be built (its directory is what the workers read). ``save``: called with
+    each result as it arrives (the search checkpoint)."""
     key = uuid.uuid4().hex
     surv = (s.survival.exact, s.survival.reason, str(s.survival.directory) if s.survival.directory else None)
     size = _block_size(client, len(idx))
@@ -91,6 +92,8 @@ def run_sharded(s: "NearCopySearch", spec: tuple, idx: list[int], client: "Clien
             for f in tasks:                    # in order (the blocks run meanwhile): the results' order is idx's
                 out, ties, decoded = f.result()
                 per += out
+                for r in out if save is not None else ():
+                    save(r)
                 s.dec.ties += ties
                 s.dec.decoded += decoded
                 bar.update(len(out))

@@ -162,7 +162,7 @@ BEST_KINDS = ("exact", "at most", "at least", "unknown")
 
 
 def add_search_verdict(cert, latents: np.ndarray, counts: np.ndarray | None, model, train: np.ndarray, cfg,
-                       dead_end_mass: float, progress: bool = False, client=None) -> None:
+                       dead_end_mass: float, progress: bool = False, client=None, checkpoint=None) -> None:
     """Run the near-copy search for every training image and store it in ``cert`` (format 2).
 
     Datasets (:data:`fscert.certificate.SEARCH_SPEC`): every listed near-copy (``near_*``, at
@@ -172,14 +172,16 @@ def add_search_verdict(cert, latents: np.ndarray, counts: np.ndarray | None, mod
     best reachable output. Attributes: per γ the union's count and mass as [low, high] with
     ``near_copy_exact`` and ``near_copy_reason``; ``memorization_mass`` and ``uir`` hold the
     exact figure or null (never a number the search did not prove). ``client``: a Dask client
-    the training images' searches run on (the same results, :mod:`fscert.nearcopy_sharded`)."""
+    the training images' searches run on (the same results, :mod:`fscert.nearcopy_sharded`).
+    ``checkpoint``: a :class:`fscert.nearcopy_checkpoint.SearchCheckpoint` the finished searches
+    are kept in, and resumed from."""
     from .audit import gamma_key
     from .nearcopy import NearCopyConfig, near_copy_search
 
     gammas = tuple(float(g) for g in cfg.gammas)
     ncfg = NearCopyConfig(gammas=gammas, max_listed=int(cfg.max_images or 100_000))
     res = near_copy_search(latents, counts, cfg.rho, model, train, ncfg, dead_end_mass, progress=progress,
-                           client=client)
+                           client=client, checkpoint=checkpoint)
     col = [res.gammas.index(g) for g in gammas]                 # the search sorts γ; the certificate keeps cfg's order
     per = res.per_train
     norm = 1.0 - dead_end_mass

@@ -1,0 +1,102 @@
+"""An interrupted near-copy verdict continues from its checkpoint with the uninterrupted result."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fscert.blocks import decode_exact, generated_values
+from fscert.nearcopy import NearCopyConfig, near_copy_search
+from fscert.nearcopy_checkpoint import SearchCheckpoint
+from tests.test_cluster_certify import assert_same_result
+from tests.test_nearcopy import _case, _model
+
+
+@pytest.fixture(scope="module")
+def case():
+    model = _model(2, 8, 3, False, seed=7)
+    base, z, cnt, c = _case(2, 8, 2, seed=11, flips=0.02)
+    train = generated_values(decode_exact(model, np.concatenate([base, -base[:1]])))   # one with no near-copy
+    return z, cnt, model, train, c.dead_end_mass
+
+
+@pytest.mark.parametrize("cfg", [dict(), dict(max_listed=2), dict(max_states=5)], ids=["listed", "intervals", "capped"])
+def test_resumed_search_equals_the_uninterrupted_one(tmp_path, case, cfg):
+    z, cnt, model, train, dead = case
+    ncfg = NearCopyConfig(gammas=(22.0, 30.0), **cfg)
+    want = near_copy_search(z, cnt, 2, model, train, ncfg, dead)
+    ck = SearchCheckpoint(tmp_path / "search", "key-1")
+    saved = []
+
+    def save_then_stop(r):                          # Ctrl-C after two training images are saved
+        SearchCheckpoint.save(ck, r)
+        saved.append(r.index)
+        if len(saved) == 2:
+            raise KeyboardInterrupt
+    ck.save = save_then_stop
+    with pytest.raises(KeyboardInterrupt):
+        near_copy_search(z, cnt, 2, model, train, ncfg, dead, checkpoint=ck)
+    assert sorted(p.name for p in (tmp_path / "search").glob("t_*.npz")) == ["t_0.npz", "t_1.npz"]
+    again = SearchCheckpoint(tmp_path / "search", "key-1")
+    assert sorted(again.load()) == [0, 1]
+    got = near_copy_search(z, cnt, 2, model, train, ncfg, dead, checkpoint=again)
+    assert_same_result(got, want)
+    assert sorted(again.load()) == list(range(len(train)))
+
+
+def test_other_inputs_and_damaged_files_are_never_used(tmp_path, case):
+    z, cnt, model, train, dead = case
+    ncfg = NearCopyConfig(gammas=(22.0, 30.0))
+    ck = SearchCheckpoint(tmp_path / "search", "key-1")
+    want = near_copy_search(z, cnt, 2, model, train, ncfg, dead, checkpoint=ck)
+    (tmp_path / "search" / "t_1.npz").write_bytes(b"PK\x03\x04 cut short")
+    assert sorted(SearchCheckpoint(tmp_path / "search", "key-1").load()) == [0, 2, 3]    # t_1 searched again
+    assert SearchCheckpoint(tmp_path / "search", "key-2").load() == {}                   # other inputs: emptied
+    assert not list((tmp_path / "search").glob("t_*.npz"))
+    got = near_copy_search(z, cnt, 2, model, train, ncfg, dead, checkpoint=SearchCheckpoint(tmp_path / "search", "k"))
+    assert_same_result(got, want)
+
+
+def test_enumerate_resumes_the_searches(tmp_path):
+    """`fscert enumerate --near-copies-only` stopped by Ctrl-C after two training images' searches,
+    then rerun with --resume: only the others are searched, the certificate's content equals an
+    uninterrupted run's, and the checkpoint folder is gone."""
+    from unittest import mock
+
+    from click.testing import CliRunner
+
+    from fscert.certificate import read_certificate
+    from fscert.nearcopy import NearCopySearch
+    from fscert_cli.main import cli
+    from tests.test_cluster_certify import _certify
+
+    run = _certify(tmp_path / "run", "--rho", "4")
+    common = ["enumerate", "--latents", run / "empirical.h5", "--model", run / "model_ft.pt", "--train", "mnist",
+              "--limit", "8", "--rho", 1, "--near-copies-only", "--train-latents", run / "latents.h5", "--quiet"]
+
+    def enumerate_(out, *extra):
+        return CliRunner().invoke(cli, [str(a) for a in common + ["--out", out, *extra]])
+
+    def searches(*extra):
+        with mock.patch.object(NearCopySearch, "run_one", autospec=True, side_effect=NearCopySearch.run_one) as spy:
+            r = enumerate_(*extra)
+        assert r.exit_code == 0, r.output
+        return len(spy.call_args_list)
+
+    full = searches(tmp_path / "one.h5")
+    calls = []
+    real_save = SearchCheckpoint.save
+
+    def save_then_stop(self, r):
+        real_save(self, r)
+        calls.append(r.index)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+    with mock.patch.object(SearchCheckpoint, "save", save_then_stop):
+        r = enumerate_(tmp_path / "two.h5")
+    assert r.exit_code != 0 and not (tmp_path / "two.h5").exists()
+    kept = tmp_path / "two.h5.partial.h5.search"
+    assert len(list(kept.glob("t_*.npz"))) == 2
+    assert searches(tmp_path / "two.h5", "--resume") == full - 2       # the two saved ones are not searched again
+    a, b = read_certificate(tmp_path / "one.h5"), read_certificate(tmp_path / "two.h5")
+    assert a.attrs["content_sha256"] == b.attrs["content_sha256"]
+    assert not kept.exists()
