@@ -82,15 +82,23 @@ from fscert.autoencoder import load_model
 from fscert.cluster import client_for
 from fscert.enumeration import count_reachable
 from fscert.nearcopy import NearCopyConfig, near_copy_search
+from fscert.nearcopy_checkpoint import SearchCheckpoint
 d = np.load({npz!r}); model = load_model({model!r}); rho = {rho}
+ck = None
+if {keep!r}:    # FSCERT_BENCH_CACHE: finished searches kept there, so that a stopped run continues
+    import hashlib, pathlib
+    key = hashlib.sha256(pathlib.Path({npz!r}).read_bytes() + pathlib.Path({model!r}).read_bytes()).hexdigest()
+    ck = SearchCheckpoint({keep!r}, key + str((rho, {gammas!r})))
+resumed = len(ck.load()) if ck is not None else 0
 t0 = time.perf_counter()
 c = count_reachable(d["latents"], rho, d["counts"])
 t1 = time.perf_counter()
 with client_for(None, {workers!r}) as client:
     res = near_copy_search(d["latents"], d["counts"], rho, model, d["x"], NearCopyConfig(gammas={gammas!r}),
-                           c.dead_end_mass, progress=True, client=client)
+                           c.dead_end_mass, progress=True, client=client, checkpoint=ck)
 t2 = time.perf_counter()
 print(json.dumps({{"count": str(c.count), "dead": c.dead_end_mass, "count_s": t1 - t0, "search_s": t2 - t1,
+                  "resumed": resumed,
                   "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
                   "peak_rss_workers_gib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20, "union": res.union,
                   "listed": int(len(res.latents)), "unlisted": sum(not r.listed for r in res.per_train),
@@ -99,8 +107,9 @@ print(json.dumps({{"count": str(c.count), "dead": c.dead_end_mass, "count_s": t1
 
 
 def _child(d: Path, rho: int, timeout: float = 6 * 3600) -> dict:
+    keep = str(d / f"searches_rho{rho}") if os.environ.get("FSCERT_BENCH_CACHE") else ""
     code = CHILD.format(root=str(ROOT), npz=str(d / "e.npz"), model=str(d / "m.pt"), rho=rho, gammas=GAMMAS,
-                        workers=WORKERS)
+                        workers=WORKERS, keep=keep)
     out = subprocess.run([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, timeout=timeout)
     assert out.returncode == 0, f"exit {out.returncode} (its progress and errors are on stderr above)"
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -148,6 +157,9 @@ def test_verdict_1000_images(mnist1000, rho):
         mass = f"{u['mass_low']:.4g}" if u["exact"] else f"[{u['mass_low']:.4g}, {u['mass_high']:.4g}]"
         print(f"\nρ = {rho}, γ = {g:g}: {r['count']} reachable, near-copies {span}, memorization mass {mass} "
               f"({'exact' if u['exact'] else 'certified interval'})")
+    if r["resumed"]:
+        print(f"ρ = {rho}: {r['resumed']} training images' searches resumed from an earlier run (their time is not "
+              "in the search time below)")
     print(f"ρ = {rho}: count {r['count_s']:.1f} s, search {r['search_s']:.1f} s, peak RSS {r['peak_rss_gib']:.2f} GiB "
           f"(largest worker process: {r['peak_rss_workers_gib']:.2f} GiB), "
           f"{r['listed']} near-copies listed, {r['unlisted']} training images with intervals, "
