@@ -333,6 +333,7 @@ def _stages(job: CertifyConfig, x: np.ndarray, x_test: np.ndarray | None, mcfg, 
         write_certificate(work / "cert.h5", cert)
         ckpt.unlink(missing_ok=True)
         shutil.rmtree(search_checkpoint_path(ckpt), ignore_errors=True)
+        shutil.rmtree(search_checkpoint_path(ckpt, "-recon"), ignore_errors=True)
     cert = read_certificate(work / "cert.h5")
     listed = not bool(cert.attrs.get("count_only"))
 

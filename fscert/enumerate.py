@@ -339,6 +339,7 @@ def certify(inputs: Inputs, cfg: EnumerateConfig, progress: bool = False,
             ckpt.start(cert)
     elif not cfg.count_only:
         guard(len(cert.latents))
+    recon_ckpt = None
     if cert.attrs.get("verdict_scope") == SCOPE_SEARCHED:
         from .nearcopy_checkpoint import SearchCheckpoint
         from .verdict import add_search_verdict
@@ -347,8 +348,11 @@ def certify(inputs: Inputs, cfg: EnumerateConfig, progress: bool = False,
                     "near-copies without listing them")
         search_ckpt = None
         if checkpoint is not None:            # the finished searches, kept for a resumed run
-            search_ckpt = SearchCheckpoint(search_checkpoint_path(checkpoint),
-                                           key + cert.attrs["train_sha256"] + (geometry.to_json() if geometry else ""))
+            search_key = key + cert.attrs["train_sha256"] + (geometry.to_json() if geometry else "")
+            search_ckpt = SearchCheckpoint(search_checkpoint_path(checkpoint), search_key)
+            recon_key = search_key + "recon" + (latents_sha256(inputs.train_latents)
+                                                if inputs.train_latents is not None else "")
+            recon_ckpt = SearchCheckpoint(search_checkpoint_path(checkpoint, "-recon"), recon_key)
         add_search_verdict(cert, E.latents, E.counts, inputs.model, Targets(inputs.train, geometry), cfg,
                            float(cert.attrs["dead_end_mass"]), progress=progress, client=client,
                            checkpoint=search_ckpt)
@@ -359,16 +363,17 @@ def certify(inputs: Inputs, cfg: EnumerateConfig, progress: bool = False,
     if "gammas" not in cert.attrs:
         cert.attrs["gammas"] = np.zeros(0, np.float64)
     cert.attrs.setdefault("verdict_scope", listing_scope(cert.attrs, len(cert.latents)))
-    add_fidelity(cert, inputs, cfg, geometry, progress=progress, client=client)
+    add_fidelity(cert, inputs, cfg, geometry, progress=progress, client=client, checkpoint=recon_ckpt)
     return cert
 
 
 
-def search_checkpoint_path(checkpoint: str | Path) -> Path:
+def search_checkpoint_path(checkpoint: str | Path, what: str = "") -> Path:
     """The folder of finished near-copy searches beside the decoding checkpoint ``checkpoint``
-    (:mod:`fscert.nearcopy_checkpoint`): ``CHECKPOINT.search``."""
+    (:mod:`fscert.nearcopy_checkpoint`): ``CHECKPOINT.search`` (training images),
+    ``CHECKPOINT.search-recon`` (their reconstructions, ``what="-recon"``)."""
     checkpoint = Path(checkpoint)
-    return checkpoint.with_name(checkpoint.name + ".search")
+    return checkpoint.with_name(checkpoint.name + ".search" + what)
 
 
 def checkpoint_path(out: str | Path) -> Path:
@@ -390,22 +395,26 @@ def certify_to_file(inputs: Inputs, cfg: EnumerateConfig, out: str | Path, resum
     (``OUT.partial.h5.search/``, :mod:`fscert.nearcopy_checkpoint`)."""
     partial = checkpoint_path(out)
     searched = search_checkpoint_path(partial)
+    recon = search_checkpoint_path(partial, "-recon")
     if not resume:
         partial.unlink(missing_ok=True)
         shutil.rmtree(searched, ignore_errors=True)
+        shutil.rmtree(recon, ignore_errors=True)
     elif not partial.exists() and not searched.exists():
         logger.warning(f"no checkpoint {partial} to resume from; starting from the beginning")
     try:
         cert = certify(inputs, cfg, progress=progress, checkpoint=partial, client=client)
     except KeyboardInterrupt:
         for kept, what in ((partial, "the listing and the images decoded so far"),
-                           (searched, "the finished near-copy searches")):
+                           (searched, "the finished near-copy searches"),
+                           (recon, "the finished searches over the reconstructions")):
             if kept.exists():
                 logger.info(f"{what} are kept in {kept}; rerun with --resume to continue")
         raise
     digest = write_certificate(out, cert)
     partial.unlink(missing_ok=True)
     shutil.rmtree(searched, ignore_errors=True)
+    shutil.rmtree(recon, ignore_errors=True)
     return cert, digest
 
 from .verify import _describe, _same_array, verify  # noqa: E402,F401  (re-exported from fscert.enumerate)

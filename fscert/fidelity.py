@@ -141,12 +141,13 @@ def unknown_record(gammas, reason: str) -> dict:
 
 
 def add_fidelity(cert, inputs, cfg, geometry: Geometry | None, progress: bool = False, recon: bool = True,
-                 client=None) -> None:
+                 client=None, checkpoint=None) -> None:
     """Fidelity and reconstruction near-copies of ``cert`` (module docstring), from ``inputs``
     (:class:`fscert.enumerate.Inputs`: model, training images, training latents) and ``cfg``.
 
     Always sets ``fidelity`` and, with ``recon``, the two ``recon_*`` maps (null where not
-    computed, with the reason in ``fidelity["reason"]`` / ``recon_verdict``)."""
+    computed, with the reason in ``fidelity["reason"]`` / ``recon_verdict``). ``checkpoint``: a
+    :class:`fscert.nearcopy_checkpoint.SearchCheckpoint` for the search over the reconstructions."""
     from .certificate import latents_sha256
     from .verdict import SCOPE_COMPLETE, SCOPE_SEARCHED, verdict_scope
 
@@ -178,7 +179,7 @@ def add_fidelity(cert, inputs, cfg, geometry: Geometry | None, progress: bool = 
     targets = Targets(generated_values(rendered), geometry)
     scope = verdict_scope(cert.attrs)
     if scope == SCOPE_SEARCHED:
-        _recon_search(cert, inputs, cfg, targets, z, gammas, progress, client)
+        _recon_search(cert, inputs, cfg, targets, z, gammas, progress, client, checkpoint)
     elif cert.images is not None and len(cert.images):
         _recon_flags(cert, targets, gammas, complete=scope == SCOPE_COMPLETE)
     else:
@@ -215,7 +216,7 @@ def _recon_flags(cert, targets: Targets, gammas: tuple[float, ...], complete: bo
 
 
 def _recon_search(cert, inputs, cfg, targets: Targets, z: np.ndarray, gammas: tuple[float, ...],
-                  progress: bool, client=None) -> None:
+                  progress: bool, client=None, checkpoint=None) -> None:
     """Searched certificate: the near-copy search with the reconstructions as targets."""
     from .nearcopy import NearCopyConfig, near_copy_search
 
@@ -230,7 +231,7 @@ def _recon_search(cert, inputs, cfg, targets: Targets, z: np.ndarray, gammas: tu
     E = inputs.empirical
     ncfg = NearCopyConfig(gammas=gammas, max_listed=int(cfg.max_images or 100_000))
     res = near_copy_search(E.latents, E.counts, cfg.rho, inputs.model, tg, ncfg,
-                           float(cert.attrs["dead_end_mass"]), progress=progress, client=client)
+                           float(cert.attrs["dead_end_mass"]), progress=progress, client=client, checkpoint=checkpoint)
     count, mass, per = {}, {}, {}
     for k in keys:
         u = res.union[k]

@@ -56,10 +56,12 @@ def test_other_inputs_and_damaged_files_are_never_used(tmp_path, case):
     assert_same_result(got, want)
 
 
-def test_enumerate_resumes_the_searches(tmp_path):
-    """`fscert enumerate --near-copies-only` stopped by Ctrl-C after two training images' searches,
-    then rerun with --resume: only the others are searched, the certificate's content equals an
-    uninterrupted run's, and the checkpoint folder is gone."""
+@pytest.mark.parametrize("stop", [2, 9], ids=["training-images", "reconstructions"])
+def test_enumerate_resumes_the_searches(tmp_path, stop):
+    """`fscert enumerate --near-copies-only` stopped by Ctrl-C after ``stop`` searches were saved
+    (2: in the search of the 8 training images; 9: in the one over their reconstructions), then
+    rerun with --resume: only the others are searched, the certificate's content equals an
+    uninterrupted run's, and the checkpoint folders are gone."""
     from unittest import mock
 
     from click.testing import CliRunner
@@ -89,14 +91,14 @@ def test_enumerate_resumes_the_searches(tmp_path):
     def save_then_stop(self, r):
         real_save(self, r)
         calls.append(r.index)
-        if len(calls) == 2:
+        if len(calls) == stop:
             raise KeyboardInterrupt
     with mock.patch.object(SearchCheckpoint, "save", save_then_stop):
         r = enumerate_(tmp_path / "two.h5")
     assert r.exit_code != 0 and not (tmp_path / "two.h5").exists()
-    kept = tmp_path / "two.h5.partial.h5.search"
-    assert len(list(kept.glob("t_*.npz"))) == 2
-    assert searches(tmp_path / "two.h5", "--resume") == full - 2       # the two saved ones are not searched again
+    kept = [tmp_path / "two.h5.partial.h5.search", tmp_path / "two.h5.partial.h5.search-recon"]
+    assert [len(list(k.glob("t_*.npz"))) for k in kept] == ([2, 0] if stop == 2 else [8, 1])
+    assert searches(tmp_path / "two.h5", "--resume") == full - stop    # the saved ones are not searched again
     a, b = read_certificate(tmp_path / "one.h5"), read_certificate(tmp_path / "two.h5")
     assert a.attrs["content_sha256"] == b.attrs["content_sha256"]
-    assert not kept.exists()
+    assert not any(k.exists() for k in kept)
