@@ -56,6 +56,11 @@ from .search import SLACK, Graph, Layout, SearchTooLarge, _window_keys, make_lay
 from .search_paths import count_binned, list_paths, tokens_to_latents
 from .survival import Survival, SurvivalTooLarge
 
+#: listed near-copies decoded and compared at a time when results are merged (a multiple of the
+#: nearest-neighbour search's query batch, so each row's nearest training image is the one a
+#: single pass finds): bounds the merge's memory at any number of listed near-copies
+MERGE_ROWS = 64 * 2048
+
 #: budget multipliers tried when no output is within the smallest γ (−6, −12, −18 dB)
 LADDER = (4.0, 16.0, 64.0)
 
@@ -375,22 +380,28 @@ def merge_results(s: NearCopySearch, per: list[TrainResult], dead_end_mass: floa
     model = s.model
     lat, raw, pair_row, pair_train, pair_psnr = dedupe(per, s.tables.shape)
     c = model.config
-    images = s.images(lat) if len(lat) else np.zeros((0, *c.image_shape), np.uint8)
-    gen = s.geometry.rows(generated_values(images))
-    if len(lat):
-        nn_idx, nn_psnr = nearest_train(gen, s.train_rows)
-    else:
-        nn_idx, nn_psnr = np.zeros(0, np.int64), np.zeros(0)
-    nn_psnr = np.asarray(nn_psnr, np.float64)
-    flags = nn_psnr[:, None] >= np.asarray(s.gammas, np.float64)[None, :]
+    k = len(lat)
     prob = raw / (1.0 - dead_end_mass)
     with np.errstate(divide="ignore"):
         logp = np.log(raw) - math.log(1.0 - dead_end_mass)
     unlisted = [r.index for r in per if not r.listed]
+    images = np.empty((k, *c.image_shape), np.uint8)
+    nn_idx, nn_psnr = np.zeros(k, np.int64), np.zeros(k, np.float64)
+    near_unlisted = None
+    for lo in range(0, k, MERGE_ROWS):           # millions of listed near-copies: decoded and compared in chunks
+        hi = min(k, lo + MERGE_ROWS)
+        images[lo:hi] = s.images(lat[lo:hi])
+        gen = s.geometry.rows(generated_values(images[lo:hi]))
+        nn_idx[lo:hi], nn_psnr[lo:hi] = nearest_train(gen, s.train_rows)
+        if unlisted:                             # listed near-copies also near an unlisted image
+            part = overlap_of(gen, s.train_rows[unlisted], prob[lo:hi], s.gammas)
+            near_unlisted = part if near_unlisted is None else [
+                [(n0 + n1, m0 + m1) for (n0, m0), (n1, m1) in zip(a, b)] for a, b in zip(near_unlisted, part)]
+    flags = nn_psnr[:, None] >= np.asarray(s.gammas, np.float64)[None, :]
     overlap, groups = {}, None
     if unlisted:
-        if len(lat):                                 # listed near-copies also near an unlisted image
-            overlap = dict(zip(unlisted, overlap_of(gen, s.train_rows[unlisted], prob, s.gammas)))
+        if near_unlisted is not None:
+            overlap = dict(zip(unlisted, near_unlisted))
         groups = disjoint_groups(s.train_rows, [s.budget(g) for g in s.gammas])
     union = union_bounds(per, s.gammas, flags, prob, dead_end_mass, overlap, groups)
     return NearCopyResult(s.gammas, dead_end_mass, per, lat, prob, logp, np.asarray(nn_idx, np.int64), nn_psnr,

@@ -102,3 +102,23 @@ def test_enumerate_resumes_the_searches(tmp_path, stop):
     a, b = read_certificate(tmp_path / "one.h5"), read_certificate(tmp_path / "two.h5")
     assert a.attrs["content_sha256"] == b.attrs["content_sha256"]
     assert not any(k.exists() for k in kept)
+
+
+@pytest.mark.parametrize("cfg", [dict(), dict(max_listed=13)], ids=["listed", "some-unlisted"])
+def test_merge_in_chunks_equals_one_pass(case, cfg, monkeypatch):
+    """The merge decodes and compares the listed near-copies MERGE_ROWS at a time (bounded memory
+    at millions of them): images, nearest training images, PSNR and flags are those of one pass,
+    the union's counts too, its masses to float rounding."""
+    import fscert.nearcopy as nc
+
+    z, cnt, model, train, dead = case
+    ncfg = NearCopyConfig(gammas=(22.0, 30.0), **cfg)
+    want = near_copy_search(z, cnt, 2, model, train, ncfg, dead)
+    assert len(want.latents) > 6 and (not cfg or any(not r.listed for r in want.per_train))
+    monkeypatch.setattr(nc, "MERGE_ROWS", 3)
+    got = near_copy_search(z, cnt, 2, model, train, ncfg, dead)
+    for name in ("latents", "prob", "nearest_train", "psnr", "flags", "images", "pair_row", "pair_psnr"):
+        np.testing.assert_array_equal(getattr(got, name), getattr(want, name), err_msg=name)
+    for key, u in want.union.items():
+        for f, v in u.items():
+            assert got.union[key][f] == (pytest.approx(v, rel=1e-12) if isinstance(v, float) else v), (key, f)
