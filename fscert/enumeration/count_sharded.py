@@ -100,7 +100,7 @@ def count_chunks(client, tables: Tables, cell: int, states_NW: np.ndarray, limbs
             while nxt < len(bounds) and len(pending) < ahead:
                 lo, hi = bounds[nxt]
                 with warnings.catch_warnings():   # the chunk travels in the task, on purpose (docstring)
-                    warnings.filterwarnings("ignore", message=".*[Ll]arge object.*")
+                    warnings.filterwarnings("ignore", message=".*[Ll]arge (object|graph).*")
                     f = client.submit(_count_chunk, tables_f, cell, states_NW[lo:hi], limbs_NL[lo:hi], mass_N[lo:hi],
                                       work, tables_f.key, pure=False)
                 futures.append(f)
