@@ -133,3 +133,27 @@ def client_for(scheduler: str | None, workers: int | None,
         if cluster is not None:
             with contextlib.suppress(Exception):
                 cluster.close()
+
+
+def in_order(client: "Client", items: list, submit, per_thread: int) -> Iterator[tuple[Any, Any]]:
+    """(item, result) for each of ``items`` in order, ``submit(item)`` giving its future; at most
+    ``per_thread`` futures per worker thread are submitted ahead of the one being collected (the
+    memory that finished, uncollected results hold). Each future is released once collected;
+    on any exit, Ctrl-C included, the rest are cancelled."""
+    ahead = per_thread * max(1, sum((client.nthreads() or {}).values()))
+    futures: list = []
+    pending: list = []
+    nxt = 0
+    try:
+        while nxt < len(items) or pending:
+            while nxt < len(items) and len(pending) < ahead:
+                futures.append(submit(items[nxt]))
+                pending.append((items[nxt], futures[-1]))
+                nxt += 1
+            item, f = pending.pop(0)
+            result = f.result()
+            f.release()
+            yield item, result
+    finally:
+        with contextlib.suppress(Exception):      # a lost scheduler must not hide the result or the error
+            client.cancel(futures)

@@ -65,26 +65,16 @@ def _decoded_chunks(latents: np.ndarray, bounds: list[tuple[int, int]], model: A
         for lo, hi in bounds:
             yield lo, hi, decode(model, latents[lo:hi], batch=batch)
         return
-    ahead = IN_FLIGHT_PER_THREAD * max(1, sum((client.nthreads() or {}).values()))
-    futures: list = []
+    from .cluster import in_order
+
+    [model_f] = client.scatter([model], broadcast=True, hash=False)
     try:
-        [model_f] = client.scatter([model], broadcast=True, hash=False)
-        futures.append(model_f)
-        pending: list = []
-        nxt = 0
-        while nxt < len(bounds) or pending:
-            while nxt < len(bounds) and len(pending) < ahead:
-                lo, hi = bounds[nxt]
-                f = client.submit(_decode_chunk, model_f, latents[lo:hi], batch, pure=False)
-                futures.append(f)
-                pending.append((lo, hi, f))
-                nxt += 1
-            lo, hi, f = pending.pop(0)
-            yield lo, hi, f.result()
-            f.release()
+        for (lo, hi), images in in_order(client, bounds, lambda b: client.submit(
+                _decode_chunk, model_f, latents[b[0]:b[1]], batch, pure=False), IN_FLIGHT_PER_THREAD):
+            yield lo, hi, images
     finally:
-        with contextlib.suppress(Exception):      # a lost scheduler must not hide the result or the error
-            client.cancel(futures)
+        with contextlib.suppress(Exception):
+            client.cancel([model_f])
 
 
 class DecodeCheckpoint:

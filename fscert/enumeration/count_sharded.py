@@ -28,6 +28,7 @@ from typing import Iterator
 
 import numpy as np
 
+from ..cluster import in_order
 from ..resources import memory_limit
 from .count import CountResult, count_prefixes
 from .tables import Tables
@@ -78,7 +79,6 @@ def count_chunks(client, tables: Tables, cell: int, states_NW: np.ndarray, limbs
                  bounds: list[tuple[int, int]], work: int, bar=None) -> Iterator[CountResult]:
     """The partial result of each chunk [lo, hi) of layer ``cell``, in the order of ``bounds``,
     counted on ``client``'s workers."""
-    ahead = AHEAD_PER_THREAD * max(1, sum((client.nthreads() or {}).values()))
     futures: list = []
     nested = _in_worker()
     if nested:                                    # a task splitting its chunk: wait outside the thread pool
@@ -94,21 +94,15 @@ def count_chunks(client, tables: Tables, cell: int, states_NW: np.ndarray, limbs
         else:
             [tables_f] = client.scatter([tables], broadcast=True, hash=False)
             futures.append(tables_f)
-        pending: list = []
-        nxt = 0
-        while nxt < len(bounds) or pending:
-            while nxt < len(bounds) and len(pending) < ahead:
-                lo, hi = bounds[nxt]
-                with warnings.catch_warnings():   # the chunk travels in the task, on purpose (docstring)
-                    warnings.filterwarnings("ignore", message=".*[Ll]arge (object|graph).*")
-                    f = client.submit(_count_chunk, tables_f, cell, states_NW[lo:hi], limbs_NL[lo:hi], mass_N[lo:hi],
-                                      work, tables_f.key, pure=False)
-                futures.append(f)
-                pending.append((lo, hi, f))
-                nxt += 1
-            lo, hi, f = pending.pop(0)
-            part = f.result()
-            f.release()
+
+        def submit(b: tuple[int, int]):
+            lo, hi = b
+            with warnings.catch_warnings():       # the chunk travels in the task, on purpose (docstring)
+                warnings.filterwarnings("ignore", message=".*[Ll]arge (object|graph).*")
+                return client.submit(_count_chunk, tables_f, cell, states_NW[lo:hi], limbs_NL[lo:hi], mass_N[lo:hi],
+                                     work, tables_f.key, pure=False)
+
+        for (lo, hi), part in in_order(client, bounds, submit, AHEAD_PER_THREAD):
             if bar is not None:
                 bar.set_postfix(cell=cell + 1, prefixes=f"{hi:,} of {len(states_NW):,}", tasks=len(bounds),
                                 refresh=False)
