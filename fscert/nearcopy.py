@@ -355,10 +355,11 @@ def near_copy_search(latents: np.ndarray, counts: np.ndarray | None, rho: int, m
     again (the same results as an uninterrupted run)."""
     s = NearCopySearch(latents, counts, rho, model, train, cfg, tables)
     s.survival.progress = progress
-    s.survival.build()        # before any search: each training image's result is then independent of the others
     idx = list(range(len(train))) if train_indices is None else list(train_indices)
     done = checkpoint.load() if checkpoint is not None else {}
     todo = [t for t in idx if t not in done]
+    if todo:                  # before any search: each training image's result is then independent of the others
+        s.survival.build()
     if done:
         logger.info(f"{len(idx) - len(todo):,} of {len(idx):,} training images' searches resumed from {checkpoint.dir}")
     save = checkpoint.save if checkpoint is not None else None

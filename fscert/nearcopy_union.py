@@ -61,35 +61,57 @@ def overlap(gen: np.ndarray, train: np.ndarray, prob: np.ndarray, gammas, max_by
     return out
 
 
+def token_keys(lat_NMhw: np.ndarray, packed: bool) -> np.ndarray:
+    """Each latent's raster token sequence (cell by cell, channels within a cell) as a byte row
+    whose byte-wise (memcmp) order is the sequence's lexicographic order: one bit per value
+    when every value is ±1 (``packed``), else one offset-binary byte per value."""
+    n = len(lat_NMhw)
+    t_NL = np.ascontiguousarray(lat_NMhw.transpose(0, 2, 3, 1)).reshape(n, -1)
+    if packed:
+        return np.packbits(t_NL > 0, axis=1)
+    return t_NL.view(np.uint8) ^ np.uint8(0x80)
+
+
+def latents_of_keys(keys_NB: np.ndarray, shape, packed: bool, rows: int = 1 << 17) -> np.ndarray:
+    """Inverse of :func:`token_keys`: int8 latents (N, M, h, w), built ``rows`` rows at a time."""
+    m, h, w = shape
+    out = np.empty((len(keys_NB), m, h, w), np.int8)
+    for lo in range(0, len(keys_NB), rows):
+        k = keys_NB[lo:lo + rows]
+        if packed:
+            t = np.unpackbits(k, axis=1, count=m * h * w).view(np.int8) * np.int8(2) - np.int8(1)
+        else:
+            t = (k ^ np.uint8(0x80)).view(np.int8)
+        out[lo:lo + rows] = t.reshape(len(k), h, w, m).transpose(0, 3, 1, 2)
+    return out
+
+
 def dedupe(per: list[TrainResult], shape) -> tuple[np.ndarray, ...]:
     """The listed near-copies of every training image, deduplicated, in the listing's order
-    (lexicographic in the raster token sequence), with their raw probabilities and every
-    (near-copy row, training image, PSNR) pair sorted by row then training index."""
+    (lexicographic in the raster token sequence), with their raw probabilities (from the first
+    training image listing each) and every (near-copy row, training image, PSNR) pair sorted by
+    row then training index.
+
+    Millions of near-copies fit: each latent is held as a packed byte key (:func:`token_keys`,
+    56 bytes for M = 7 on 8×8 instead of 448) while they are sorted and deduplicated, and the
+    int8 latents are rebuilt only for the distinct ones."""
     m, h, w = shape
-    rows: dict[bytes, int] = {}
-    lat_list, raw_list = [], []
-    pr, pt, pp = [], [], []
-    for r in per:
-        if r.latents is None:
-            continue
-        for k in range(len(r.latents)):
-            key = r.latents[k].tobytes()
-            j = rows.get(key)
-            if j is None:
-                j = rows[key] = len(lat_list)
-                lat_list.append(r.latents[k])
-                raw_list.append(r.raw_prob[k])
-            pr.append(j), pt.append(r.index), pp.append(float(r.psnr[k]))
-    n = len(lat_list)
-    lat = np.stack(lat_list) if n else np.zeros((0, m, h, w), np.int8)
-    raw = np.asarray(raw_list, np.float64)
-    pair_row, pair_train, pair_psnr = np.asarray(pr, np.int64), np.asarray(pt, np.int64), np.asarray(pp, np.float64)
-    order = np.lexsort(lat.transpose(0, 2, 3, 1).reshape(n, -1).T[::-1]) if n else np.zeros(0, np.int64)
-    rank = np.empty(n, np.int64)
-    rank[order] = np.arange(n)
-    pair_row = rank[pair_row] if n else pair_row
-    o2 = np.lexsort((pair_train, pair_row))
-    return lat[order], raw[order], pair_row[o2], pair_train[o2], pair_psnr[o2]
+    rs = [r for r in per if r.latents is not None and len(r.latents)]
+    if not rs:
+        e = np.zeros(0, np.int64)
+        return np.zeros((0, m, h, w), np.int8), np.zeros(0), e, e.copy(), np.zeros(0)
+    packed = all(bool(np.all((r.latents == 1) | (r.latents == -1))) for r in rs)
+    keys_NB = np.concatenate([token_keys(r.latents, packed) for r in rs])
+    raw_N = np.concatenate([np.asarray(r.raw_prob, np.float64) for r in rs])
+    train_N = np.concatenate([np.full(len(r.latents), r.index, np.int64) for r in rs])
+    psnr_N = np.concatenate([np.asarray(r.psnr, np.float64) for r in rs])
+    void_N = keys_NB.view(np.dtype((np.void, keys_NB.shape[1]))).ravel()
+    uniq, first, row_N = np.unique(void_N, return_index=True, return_inverse=True)
+    del void_N, keys_NB
+    lat = latents_of_keys(uniq.view(np.uint8).reshape(len(uniq), -1), shape, packed)
+    row_N = row_N.reshape(-1).astype(np.int64, copy=False)
+    o2 = np.lexsort((train_N, row_N))
+    return lat, raw_N[first], row_N[o2], train_N[o2], psnr_N[o2]
 
 
 def disjoint_groups(train: np.ndarray, budgets: list[float], chunk: int = 1024) -> list[np.ndarray]:
