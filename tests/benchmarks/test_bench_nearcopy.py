@@ -90,10 +90,10 @@ if {keep!r}:    # FSCERT_BENCH_CACHE: finished searches kept there, so that a st
     key = hashlib.sha256(pathlib.Path({npz!r}).read_bytes() + pathlib.Path({model!r}).read_bytes()).hexdigest()
     ck = SearchCheckpoint({keep!r}, key + str((rho, {gammas!r})))
 resumed = len(ck.load()) if ck is not None else 0
-t0 = time.perf_counter()
-c = count_reachable(d["latents"], rho, d["counts"])
-t1 = time.perf_counter()
 with client_for(None, {workers!r}) as client:
+    t0 = time.perf_counter()
+    c = count_reachable(d["latents"], rho, d["counts"], client=client)
+    t1 = time.perf_counter()
     res = near_copy_search(d["latents"], d["counts"], rho, model, d["x"], NearCopyConfig(gammas={gammas!r}),
                            c.dead_end_mass, progress=True, client=client, checkpoint=ck)
 t2 = time.perf_counter()
