@@ -7,8 +7,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fscert.nearcopy import TrainResult
-from fscert.nearcopy_union import dedupe, latents_of_keys, token_keys
-from tests.reference.dedupe_reference import dedupe_reference
+import pytest
+
+from fscert.nearcopy_union import dedupe, latents_of_keys, overlap, token_keys
+from tests.reference.dedupe_reference import dedupe_reference, overlap_reference
 
 
 def _result(index, lat, rng):
@@ -55,3 +57,25 @@ def test_keys_round_trip_and_order():
         by_key = sorted(range(len(lat)), key=lambda i: keys[i].tobytes())
         by_seq = sorted(range(len(lat)), key=lambda i: tuple(seq[i]))
         assert by_key == by_seq
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 2**31), st.integers(1, 300), st.integers(1, 12))
+def test_overlap_equals_full_psnr_matrix(seed, n_gen, n_train):
+    """The matrix-product pre-selection keeps every pair within γ: the same counts as the full
+    exact PSNR matrix, and the same masses (to float64 summation order)."""
+    rng = np.random.default_rng(seed)
+    train = rng.random((n_train, 1, 8, 8)).astype(np.float32)
+    # generated rows: noisy copies of training rows at many distances, so pairs straddle each γ
+    src = rng.integers(0, max(n_train, 1), n_gen)
+    base = train[src] if n_train else rng.random((n_gen, 1, 8, 8)).astype(np.float32)
+    noise = rng.standard_normal(base.shape).astype(np.float32) * rng.choice([0.0, 0.01, 0.03, 0.06, 0.2], (n_gen, 1, 1, 1))
+    gen = np.clip(base + noise, 0, 1).reshape(n_gen, -1).astype(np.float32)
+    prob = rng.random(n_gen)
+    gammas = (20.0, 25.0, 30.0)
+    got = overlap(gen, train, prob, gammas, block=37)
+    ref = overlap_reference(gen, train, prob, gammas)
+    assert [[n for n, _ in row] for row in got] == [[n for n, _ in row] for row in ref]
+    for row_g, row_r in zip(got, ref):
+        for (_, m_g), (_, m_r) in zip(row_g, row_r):
+            assert m_g == pytest.approx(m_r, rel=1e-12, abs=1e-300)

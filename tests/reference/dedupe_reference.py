@@ -1,4 +1,4 @@
-"""Obviously-correct deduplication of listed near-copies (a dict keyed by each latent's bytes,
+"""Obviously-correct merge steps. Deduplication of listed near-copies (a dict keyed by each latent's bytes,
 then ``np.lexsort`` on the raster token sequence): the reference for
 :func:`fscert.nearcopy_union.dedupe`."""
 from __future__ import annotations
@@ -31,3 +31,14 @@ def dedupe_reference(per, shape):
     pair_row = rank[pair_row] if n else pair_row
     o2 = np.lexsort((pair_train, pair_row))
     return lat[order], raw[order], pair_row[o2], pair_train[o2], pair_psnr[o2]
+
+
+def overlap_reference(gen, train, prob, gammas):
+    """Every (generated, training) pair's exact PSNR (the full matrix), then per training row and
+    γ the number and mass of generated rows within γ: the reference for
+    :func:`fscert.nearcopy_union.overlap`."""
+    from fscert.nearcopy_union import psnr_matrix
+
+    psnr = psnr_matrix(gen, train)
+    return [[(int((psnr[:, i] >= g).sum()), float(prob[psnr[:, i] >= g].sum())) for g in gammas]
+            for i in range(psnr.shape[1])]
