@@ -25,7 +25,8 @@ import numpy as np
 import torch
 
 from .metrics import pairwise_psnr
-from .metrics.nearest import Rows, exact_sqdist, psnr_from_sqdist, sqdist_from_psnr
+from .metrics.nearest import Rows, approx_sqdist, exact_sqdist, psnr_from_sqdist, sqdist_from_psnr
+from .metrics.uir import _U32
 
 if TYPE_CHECKING:                      # only for annotations: nearcopy imports this module
     from .nearcopy import TrainResult
@@ -71,12 +72,12 @@ def overlap(gen: np.ndarray, train: np.ndarray, prob: np.ndarray, gammas, block:
     thr = sqdist_from_psnr(min(gs), dim)
     b_cD = rt.chunk(0, n_t)
     bn_c = (b_cD * b_cD).sum(1)
-    rtol = 4.0 * (dim + 2) * 2.0 ** -24
+    rtol = 4.0 * (dim + 2) * _U32
     prob = np.asarray(prob, np.float64)
     for lo in range(0, len(g_ND), block):
         a_bD = rg.chunk(lo, lo + block)
         an_b = (a_bD * a_bD).sum(1)
-        d_bc = torch.addmm(bn_c.unsqueeze(0), a_bD, b_cD.T, beta=1.0, alpha=-2.0) + an_b.unsqueeze(1)
+        d_bc = approx_sqdist(a_bD, b_cD, bn_c, an_b)
         tol = rtol * float(an_b.max() + bn_c.max()) + 1e-12
         r, c = (d_bc <= thr + tol).nonzero(as_tuple=True)
         if r.numel() == 0:
